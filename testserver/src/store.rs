@@ -1,0 +1,754 @@
+//! The in-memory database: namespaces, collections with their options and
+//! indexes, documents in natural (insertion) order, and the oplog that every
+//! replicated write appends to.
+//!
+//! Documents are kept as raw BSON behind `Arc`, so a scan hands out bytes
+//! exactly as they were inserted (a backup is compared byte for byte with
+//! its source) and cursors share them without copying.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bson::{doc, Bson, DateTime, Document, RawDocumentBuf, Timestamp, Uuid};
+
+use crate::error::{codes, CmdResult, CommandError};
+use crate::oplog::{Op, OplogClock, PendingEntry, OPLOG_COLL, OPLOG_DB};
+
+/// Documents and index keys may not exceed this (mongod's limit).
+pub const MAX_DOC_SIZE: usize = 16 * 1024 * 1024;
+
+mod collection;
+
+pub use collection::{get_dotted, Collection, Index, KeyTuple, RecordId, WriteFailure};
+
+/// The `_id` index every collection has.
+pub fn id_index_spec() -> Document {
+    doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }
+}
+
+/// Settings fixed when the server starts.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Capacity of `local.oplog.rs` in bytes; small values make the oplog
+    /// roll over quickly, for gap tests.
+    pub oplog_max_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            oplog_max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Store {
+    dbs: BTreeMap<String, BTreeMap<String, Collection>>,
+    clock: OplogClock,
+    /// Bumped on every change; awaitData cursors wait for it to move.
+    pub version: u64,
+}
+
+/// `db.coll` split at the first dot, as MongoDB namespaces are.
+pub fn split_ns(ns: &str) -> Option<(&str, &str)> {
+    ns.split_once('.')
+}
+
+pub fn validate_collection_name(db: &str, coll: &str) -> CmdResult<()> {
+    if db.is_empty() || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+        return Err(CommandError::new(
+            codes::INVALID_NAMESPACE,
+            format!("Invalid database name: '{db}'"),
+        ));
+    }
+    if coll.is_empty() || coll.contains('\0') || coll.contains('$') {
+        return Err(CommandError::new(
+            codes::INVALID_NAMESPACE,
+            format!("Invalid collection name: {coll}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn new(config: &StoreConfig) -> Store {
+        let mut store = Store {
+            dbs: BTreeMap::new(),
+            clock: OplogClock::default(),
+            version: 0,
+        };
+        // What a freshly initiated single-node replica set holds.
+        let size = config.oplog_max_bytes.max(4096);
+        let oplog_opts = doc! { "capped": true, "size": size as i64, "autoIndexId": false };
+        let mut oplog = Collection::with_limits(oplog_opts, Some((size, None)));
+        oplog.indexes.clear(); // the oplog has no _id index
+        store
+            .coll_map(OPLOG_DB)
+            .insert(OPLOG_COLL.to_string(), oplog);
+        store.put_internal(
+            "admin",
+            "system.version",
+            doc! { "_id": "featureCompatibilityVersion", "version": "7.0" },
+        );
+        store.put_internal(
+            "local",
+            "system.replset",
+            doc! { "_id": "rs0", "version": 1, "term": 1i64, "members": [ { "_id": 0, "host": "localhost" } ] },
+        );
+        store.log(PendingEntry::new(
+            Op::Noop,
+            "",
+            None,
+            doc! { "msg": "initiating set" },
+        ));
+        store
+    }
+
+    fn coll_map(&mut self, db: &str) -> &mut BTreeMap<String, Collection> {
+        self.dbs.entry(db.to_string()).or_default()
+    }
+
+    /// Inserts a document that is not replicated (writes to `local` and
+    /// server-internal bookkeeping are not in the oplog).
+    fn put_internal(&mut self, db: &str, coll: &str, doc: Document) {
+        let map = self.coll_map(db);
+        let c = map
+            .entry(coll.to_string())
+            .or_insert_with(|| Collection::with_limits(Document::new(), None));
+        if let Ok(raw) = RawDocumentBuf::from_document(&doc) {
+            let rid = c.push(raw);
+            c.index_add(&doc, rid);
+        }
+    }
+
+    pub fn now() -> DateTime {
+        DateTime::now()
+    }
+
+    /// The newest optime: `operationTime` and `$clusterTime` of replies.
+    pub fn last_optime(&self) -> Timestamp {
+        self.clock.last()
+    }
+
+    /// Appends to the oplog, stamping a fresh timestamp.
+    pub fn log(&mut self, entry: PendingEntry) -> Timestamp {
+        let now = Self::now();
+        let ts = self.clock.next(now);
+        let doc = entry.stamp(ts, now);
+        self.version += 1;
+        if let Some(oplog) = self
+            .dbs
+            .get_mut(OPLOG_DB)
+            .and_then(|m| m.get_mut(OPLOG_COLL))
+        {
+            if let Ok(raw) = RawDocumentBuf::from_document(&doc) {
+                oplog.push(raw);
+                oplog.enforce_cap();
+            }
+        }
+        ts
+    }
+
+    pub fn database_names(&self) -> Vec<String> {
+        self.dbs
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub fn collections(&self, db: &str) -> impl Iterator<Item = (&String, &Collection)> {
+        self.dbs.get(db).into_iter().flat_map(|m| m.iter())
+    }
+
+    pub fn collection(&self, db: &str, coll: &str) -> Option<&Collection> {
+        self.dbs.get(db)?.get(coll)
+    }
+
+    /// View definitions of a database: `system.views` documents.
+    pub fn view(&self, db: &str, name: &str) -> Option<Document> {
+        let views = self.collection(db, "system.views")?;
+        let id = Bson::String(format!("{db}.{name}"));
+        let rid = views.find_by_id(&id)?;
+        Document::try_from(views.get(rid)?.as_ref().as_ref()).ok()
+    }
+
+    pub fn views(&self, db: &str) -> Vec<Document> {
+        self.collection(db, "system.views")
+            .map(|c| {
+                c.records
+                    .values()
+                    .filter_map(|r| Document::try_from(r.as_ref().as_ref()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn replicated(db: &str) -> bool {
+        db != "local"
+    }
+
+    /// Creates a collection or view with its options kept as given.
+    pub fn create_collection(&mut self, db: &str, name: &str, options: Document) -> CmdResult<()> {
+        validate_collection_name(db, name)?;
+        if self.collection(db, name).is_some() || self.view(db, name).is_some() {
+            return Err(CommandError::new(
+                codes::NAMESPACE_EXISTS,
+                format!("Collection {db}.{name} already exists."),
+            ));
+        }
+        let replicated = Self::replicated(db);
+        if let Ok(view_on) = options.get_str("viewOn") {
+            let mut def = doc! { "_id": format!("{db}.{name}"), "viewOn": view_on };
+            def.insert(
+                "pipeline",
+                options
+                    .get("pipeline")
+                    .cloned()
+                    .unwrap_or(Bson::Array(vec![])),
+            );
+            if let Some(c) = options.get("collation") {
+                def.insert("collation", c.clone());
+            }
+            self.put_internal(db, "system.views", def);
+            if replicated {
+                let mut o = doc! { "create": name };
+                o.extend(options);
+                self.log(PendingEntry::new(
+                    Op::Command,
+                    format!("{db}.$cmd"),
+                    None,
+                    o,
+                ));
+            }
+            self.version += 1;
+            return Ok(());
+        }
+        let coll = Collection::new(options.clone())?;
+        let uuid = coll.uuid;
+        self.coll_map(db).insert(name.to_string(), coll);
+        if replicated {
+            let mut o = doc! { "create": name };
+            o.extend(options);
+            o.insert("idIndex", id_index_spec());
+            self.log(PendingEntry::new(
+                Op::Command,
+                format!("{db}.$cmd"),
+                Some(uuid),
+                o,
+            ));
+        }
+        self.version += 1;
+        Ok(())
+    }
+
+    /// The collection, created with default options if it does not exist
+    /// (as an insert or upsert does implicitly). Returns whether it was
+    /// created.
+    pub fn ensure_collection(&mut self, db: &str, name: &str) -> CmdResult<bool> {
+        if self.view(db, name).is_some() {
+            return Err(CommandError::new(
+                codes::COMMAND_NOT_SUPPORTED_ON_VIEW,
+                format!("Namespace {db}.{name} is a view, not a collection"),
+            ));
+        }
+        if self.collection(db, name).is_some() {
+            return Ok(false);
+        }
+        self.create_collection(db, name, Document::new())?;
+        Ok(true)
+    }
+
+    /// Inserts one document: `_id` generated when absent and moved first,
+    /// unique indexes enforced, the oplog appended.
+    pub fn insert(
+        &mut self,
+        db: &str,
+        name: &str,
+        mut doc: Document,
+    ) -> Result<Timestamp, WriteFailure> {
+        self.ensure_collection(db, name)?;
+        doc = with_id_first(doc)?;
+        let raw = RawDocumentBuf::from_document(&doc)
+            .map_err(|e| CommandError::bad_value(format!("cannot encode document: {e}")))?;
+        if raw.as_bytes().len() > MAX_DOC_SIZE {
+            return Err(CommandError::new(
+                10334,
+                format!(
+                    "object to insert too large. size in bytes: {}, max size: {MAX_DOC_SIZE}",
+                    raw.as_bytes().len()
+                ),
+            )
+            .into());
+        }
+        let ns = format!("{db}.{name}");
+        let replicated = Self::replicated(db);
+        let coll = self.coll_mut(db, name)?;
+        coll.check_unique(&ns, &doc, None)?;
+        let rid = coll.push(raw);
+        coll.index_add(&doc, rid);
+        coll.enforce_cap();
+        let uuid = coll.uuid;
+        self.version += 1;
+        if replicated {
+            Ok(self.log(PendingEntry::new(Op::Insert, ns, Some(uuid), doc)))
+        } else {
+            Ok(self.last_optime())
+        }
+    }
+
+    fn coll_mut(&mut self, db: &str, name: &str) -> CmdResult<&mut Collection> {
+        self.dbs
+            .get_mut(db)
+            .and_then(|m| m.get_mut(name))
+            .ok_or_else(|| ns_not_found(db, name))
+    }
+
+    /// Replaces the document at `rid` with `new`, logging `oplog_o`/`o2` as
+    /// the update entry.
+    pub fn update_record(
+        &mut self,
+        db: &str,
+        name: &str,
+        rid: RecordId,
+        new: Document,
+        oplog_o: Document,
+        oplog_o2: Option<Document>,
+    ) -> Result<Timestamp, WriteFailure> {
+        let ns = format!("{db}.{name}");
+        let replicated = Self::replicated(db);
+        let raw = RawDocumentBuf::from_document(&new)
+            .map_err(|e| CommandError::bad_value(format!("cannot encode document: {e}")))?;
+        if raw.as_bytes().len() > MAX_DOC_SIZE {
+            return Err(CommandError::new(
+                17419,
+                format!("Resulting document after update is larger than {MAX_DOC_SIZE}"),
+            )
+            .into());
+        }
+        let coll = self.coll_mut(db, name)?;
+        let old_raw = coll.records.get(&rid).cloned().ok_or_else(|| {
+            CommandError::new(codes::INTERNAL_ERROR, "the document to update vanished")
+        })?;
+        let old = Document::try_from(old_raw.as_ref().as_ref())
+            .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+        coll.check_unique(&ns, &new, Some(rid))?;
+        coll.index_remove(&old, rid);
+        coll.data_bytes =
+            coll.data_bytes + raw.as_bytes().len() as u64 - old_raw.as_bytes().len() as u64;
+        coll.records.insert(rid, Arc::new(raw));
+        coll.index_add(&new, rid);
+        let uuid = coll.uuid;
+        self.version += 1;
+        if !replicated {
+            return Ok(self.last_optime());
+        }
+        let mut entry = PendingEntry::new(Op::Update, ns, Some(uuid), oplog_o);
+        if let Some(o2) = oplog_o2 {
+            entry = entry.with_o2(o2);
+        }
+        Ok(self.log(entry))
+    }
+
+    pub fn delete_record(&mut self, db: &str, name: &str, rid: RecordId) -> CmdResult<Timestamp> {
+        let ns = format!("{db}.{name}");
+        let replicated = Self::replicated(db);
+        let coll = self.coll_mut(db, name)?;
+        if coll.is_capped() && name != OPLOG_COLL {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                format!("cannot remove from a capped collection: {ns}"),
+            ));
+        }
+        let Some(raw) = coll.records.remove(&rid) else {
+            return Ok(self.last_optime());
+        };
+        coll.data_bytes -= raw.as_bytes().len() as u64;
+        let old = Document::try_from(raw.as_ref().as_ref())
+            .map_err(|e| CommandError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+        coll.index_remove(&old, rid);
+        let uuid = coll.uuid;
+        self.version += 1;
+        if !replicated {
+            return Ok(self.last_optime());
+        }
+        let id = old.get("_id").cloned().unwrap_or(Bson::Null);
+        Ok(self.log(PendingEntry::new(
+            Op::Delete,
+            ns,
+            Some(uuid),
+            doc! { "_id": id },
+        )))
+    }
+
+    /// Drops a collection or view. Returns the number of indexes it had, or
+    /// None when there was nothing to drop.
+    pub fn drop_collection(&mut self, db: &str, name: &str) -> CmdResult<Option<i32>> {
+        if self.view(db, name).is_some() {
+            let id = Bson::String(format!("{db}.{name}"));
+            if let Ok(views) = self.coll_mut(db, "system.views") {
+                if let Some(rid) = views.find_by_id(&id) {
+                    if let Some(raw) = views.records.remove(&rid) {
+                        views.data_bytes -= raw.as_bytes().len() as u64;
+                        if let Ok(d) = Document::try_from(raw.as_ref().as_ref()) {
+                            views.index_remove(&d, rid);
+                        }
+                    }
+                }
+            }
+            if Self::replicated(db) {
+                self.log(PendingEntry::new(
+                    Op::Command,
+                    format!("{db}.$cmd"),
+                    None,
+                    doc! { "drop": name },
+                ));
+            }
+            self.version += 1;
+            return Ok(Some(0));
+        }
+        let Some(coll) = self.dbs.get_mut(db).and_then(|m| m.remove(name)) else {
+            return Ok(None);
+        };
+        self.version += 1;
+        if Self::replicated(db) {
+            self.log(
+                PendingEntry::new(
+                    Op::Command,
+                    format!("{db}.$cmd"),
+                    Some(coll.uuid),
+                    doc! { "drop": name },
+                )
+                .with_o2(doc! { "numRecords": coll.len() as i64 }),
+            );
+        }
+        Ok(Some(coll.indexes.len() as i32))
+    }
+
+    /// Drops every collection (each logged, as 7.0 does) and then the
+    /// database itself.
+    pub fn drop_database(&mut self, db: &str) -> CmdResult<()> {
+        if db == "local" || db == "admin" || db == "config" {
+            return Err(CommandError::new(
+                codes::ILLEGAL_OPERATION,
+                format!("Dropping the '{db}' database is prohibited."),
+            ));
+        }
+        let names: Vec<String> = self.collections(db).map(|(n, _)| n.clone()).collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        for v in self.views(db) {
+            if let Some((_, name)) = v.get_str("_id").ok().and_then(split_ns) {
+                let name = name.to_string();
+                self.drop_collection(db, &name)?;
+            }
+        }
+        for n in names.iter().filter(|n| n.as_str() != "system.views") {
+            self.drop_collection(db, n)?;
+        }
+        self.dbs.remove(db);
+        self.log(PendingEntry::new(
+            Op::Command,
+            format!("{db}.$cmd"),
+            None,
+            doc! { "dropDatabase": 1 },
+        ));
+        Ok(())
+    }
+
+    /// Adds an index. Returns false when an identical index already exists.
+    pub fn create_index(&mut self, db: &str, name: &str, spec: Document) -> CmdResult<bool> {
+        let ns = format!("{db}.{name}");
+        let replicated = Self::replicated(db);
+        let coll = self.coll_mut(db, name)?;
+        let mut index = Index::from_spec(spec.clone())?;
+        let key = spec.get_document("key").cloned().unwrap_or_default();
+        for existing in &coll.indexes {
+            let same_key = existing
+                .spec
+                .get_document("key")
+                .map(|k| k == &key)
+                .unwrap_or(false);
+            if existing.name == index.name {
+                if same_key && same_options(&existing.spec, &spec) {
+                    return Ok(false);
+                }
+                let code = if same_key {
+                    codes::INDEX_OPTIONS_CONFLICT
+                } else {
+                    codes::INDEX_KEY_SPECS_CONFLICT
+                };
+                return Err(CommandError::new(
+                    code,
+                    format!(
+                        "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: {spec}, existing index: {}",
+                        existing.spec
+                    ),
+                ));
+            }
+            if same_key {
+                if same_options(&existing.spec, &spec) {
+                    return Ok(false);
+                }
+                return Err(CommandError::new(
+                    codes::INDEX_OPTIONS_CONFLICT,
+                    format!(
+                        "An equivalent index already exists with a different name and options. Requested index: {spec}, existing index: {}",
+                        existing.spec
+                    ),
+                ));
+            }
+        }
+        if index.unique {
+            for (rid, raw) in &coll.records {
+                let Ok(doc) = Document::try_from(raw.as_ref().as_ref()) else {
+                    continue;
+                };
+                for k in index.keys_of(&doc).unwrap_or_default() {
+                    if index.entries.contains_key(&k) {
+                        return Err(index.duplicate_error(&ns, &k).error);
+                    }
+                    index.entries.insert(k, *rid);
+                }
+            }
+        }
+        let was_empty = coll.is_empty();
+        coll.indexes.push(index);
+        let uuid = coll.uuid;
+        self.version += 1;
+        if !replicated {
+            return Ok(true);
+        }
+        let cmd_ns = format!("{db}.$cmd");
+        if was_empty {
+            // mongod builds indexes on empty collections in one step.
+            let mut o = doc! { "createIndexes": name };
+            o.extend(spec);
+            self.log(PendingEntry::new(Op::Command, cmd_ns, Some(uuid), o));
+        } else {
+            // Otherwise 4.4+ logs a two-phase build: start, then commit.
+            let build = Bson::from(Uuid::new());
+            for phase in ["startIndexBuild", "commitIndexBuild"] {
+                let o = doc! { phase: name, "indexBuildUUID": build.clone(), "indexes": [spec.clone()] };
+                self.log(PendingEntry::new(
+                    Op::Command,
+                    cmd_ns.clone(),
+                    Some(uuid),
+                    o,
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes one index by name, logging the spec in `o2` as mongod does.
+    pub fn drop_index(&mut self, db: &str, name: &str, index: &str) -> CmdResult<()> {
+        let replicated = Self::replicated(db);
+        let coll = self.coll_mut(db, name)?;
+        if index == "_id_" {
+            return Err(CommandError::new(
+                codes::INVALID_OPTIONS,
+                "cannot drop _id index",
+            ));
+        }
+        let pos = coll
+            .indexes
+            .iter()
+            .position(|i| i.name == index)
+            .ok_or_else(|| {
+                CommandError::new(
+                    codes::INDEX_NOT_FOUND,
+                    format!("index not found with name [{index}]"),
+                )
+            })?;
+        let removed = coll.indexes.remove(pos);
+        let uuid = coll.uuid;
+        self.version += 1;
+        if replicated {
+            self.log(
+                PendingEntry::new(
+                    Op::Command,
+                    format!("{db}.$cmd"),
+                    Some(uuid),
+                    doc! { "dropIndexes": name, "index": index },
+                )
+                .with_o2(removed.spec),
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes a no-op entry, as a primary does periodically when idle so the
+    /// oplog keeps advancing.
+    pub fn noop(&mut self, msg: &str) -> Timestamp {
+        self.log(PendingEntry::new(Op::Noop, "", None, doc! { "msg": msg }))
+    }
+}
+
+fn same_options(a: &Document, b: &Document) -> bool {
+    let strip = |d: &Document| -> Document {
+        d.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "v" | "ns" | "background"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    strip(a) == strip(b)
+}
+
+pub fn ns_not_found(db: &str, coll: &str) -> CommandError {
+    CommandError::new(
+        codes::NAMESPACE_NOT_FOUND,
+        format!("ns does not exist: {db}.{coll}"),
+    )
+}
+
+/// Gives a document an `_id` (an ObjectId when absent) in first position,
+/// as mongod stores it, and rejects `_id` types MongoDB refuses.
+pub fn with_id_first(doc: Document) -> CmdResult<Document> {
+    match doc.get("_id") {
+        Some(Bson::Array(_)) => Err(CommandError::new(
+            53,
+            "The '_id' value cannot be of type array",
+        )),
+        Some(Bson::RegularExpression(_)) => Err(CommandError::new(
+            53,
+            "The '_id' value cannot be of type regex",
+        )),
+        Some(Bson::Undefined) => Err(CommandError::new(53, "can't use a undefined for _id")),
+        Some(_) if doc.keys().next().map(String::as_str) == Some("_id") => Ok(doc),
+        Some(id) => {
+            let mut out = doc! { "_id": id.clone() };
+            out.extend(doc.into_iter().filter(|(k, _)| k != "_id"));
+            Ok(out)
+        }
+        None => {
+            let mut out = doc! { "_id": bson::oid::ObjectId::new() };
+            out.extend(doc);
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::new(&StoreConfig {
+            oplog_max_bytes: 64 * 1024,
+        })
+    }
+
+    fn oplog(s: &Store) -> Vec<Document> {
+        s.collection("local", "oplog.rs")
+            .unwrap()
+            .records
+            .values()
+            .map(|r| Document::try_from(r.as_ref().as_ref()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn insert_logs_create_then_insert_and_moves_id_first() {
+        let mut s = store();
+        s.insert("app", "users", doc! {"name": "a", "_id": 7})
+            .unwrap();
+        let log = oplog(&s);
+        let create = &log[log.len() - 2];
+        assert_eq!(create.get_str("op").unwrap(), "c");
+        assert_eq!(create.get_str("ns").unwrap(), "app.$cmd");
+        assert_eq!(
+            create.get_document("o").unwrap().get_str("create").unwrap(),
+            "users"
+        );
+        let ins = log.last().unwrap();
+        assert_eq!(ins.get_str("op").unwrap(), "i");
+        assert_eq!(
+            ins.get_document("o").unwrap(),
+            &doc! {"_id": 7, "name": "a"}
+        );
+    }
+
+    #[test]
+    fn unique_id_across_numeric_types() {
+        let mut s = store();
+        s.insert("app", "c", doc! {"_id": 1}).unwrap();
+        let err = s.insert("app", "c", doc! {"_id": 1.0}).unwrap_err();
+        assert_eq!(err.error.code, 11000);
+        assert_eq!(
+            err.error.errmsg,
+            "E11000 duplicate key error collection: app.c index: _id_ dup key: { _id: 1.0 }"
+        );
+        assert_eq!(
+            err.extra.get_document("keyValue").unwrap(),
+            &doc! {"_id": 1.0}
+        );
+    }
+
+    #[test]
+    fn unique_secondary_index_rejects_existing_duplicates() {
+        let mut s = store();
+        s.insert("app", "c", doc! {"_id": 1, "e": "x"}).unwrap();
+        s.insert("app", "c", doc! {"_id": 2, "e": "x"}).unwrap();
+        let err = s
+            .create_index(
+                "app",
+                "c",
+                doc! {"v": 2, "key": {"e": 1}, "name": "e_1", "unique": true},
+            )
+            .unwrap_err();
+        assert_eq!(err.code, 11000);
+        assert_eq!(s.collection("app", "c").unwrap().indexes.len(), 1);
+    }
+
+    #[test]
+    fn capped_oplog_evicts_oldest_and_records_position() {
+        let mut s = store();
+        let big = "x".repeat(1000);
+        for i in 0..200 {
+            s.insert("app", "c", doc! {"_id": i, "pad": big.clone()})
+                .unwrap();
+        }
+        let log = s.collection("local", "oplog.rs").unwrap();
+        assert!(log.data_bytes <= 64 * 1024);
+        assert!(log.evicted_upto > 0);
+        assert_eq!(*log.records.keys().next().unwrap(), log.evicted_upto + 1);
+    }
+
+    #[test]
+    fn views_live_in_system_views() {
+        let mut s = store();
+        s.create_collection("app", "c", Document::new()).unwrap();
+        s.create_collection(
+            "app",
+            "v",
+            doc! {"viewOn": "c", "pipeline": [{"$match": {"a": 1}}]},
+        )
+        .unwrap();
+        assert_eq!(s.view("app", "v").unwrap().get_str("viewOn").unwrap(), "c");
+        let err = s
+            .create_collection("app", "v", Document::new())
+            .unwrap_err();
+        assert_eq!(err.code, codes::NAMESPACE_EXISTS);
+        s.drop_collection("app", "v").unwrap();
+        assert!(s.view("app", "v").is_none());
+    }
+
+    #[test]
+    fn drop_database_logs_each_drop() {
+        let mut s = store();
+        s.insert("app", "a", doc! {}).unwrap();
+        s.insert("app", "b", doc! {}).unwrap();
+        s.drop_database("app").unwrap();
+        let ops: Vec<String> = oplog(&s)
+            .iter()
+            .rev()
+            .take(3)
+            .map(|e| e.get_document("o").unwrap().keys().next().unwrap().clone())
+            .collect();
+        assert_eq!(ops, ["dropDatabase", "drop", "drop"]);
+        assert!(!s.database_names().contains(&"app".to_string()));
+    }
+}
