@@ -77,6 +77,7 @@ pub mod codes {
     pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
     pub const SHUTDOWN_IN_PROGRESS: i32 = 91;
     pub const OPERATION_FAILED: i32 = 96;
+    pub const COMMAND_NOT_SUPPORTED: i32 = 115;
     pub const CAPPED_POSITION_LOST: i32 = 136;
     pub const QUERY_PLAN_KILLED: i32 = 175;
     pub const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
@@ -137,6 +138,7 @@ pub fn code_name(code: i32) -> String {
         91 => "ShutdownInProgress",
         96 => "OperationFailed",
         112 => "WriteConflict",
+        115 => "CommandNotSupported",
         121 => "DocumentValidationFailure",
         136 => "CappedPositionLost",
         166 => "CommandNotSupportedOnView",

@@ -468,3 +468,40 @@ async fn unknown_commands_and_bad_arguments_fail_like_mongod() {
     assert_eq!(status.get_i32("myState"), Ok(1));
     f.finish().await;
 }
+
+#[tokio::test]
+async fn several_servers_in_one_process_are_independent() {
+    let a = mongo_testserver::TestServer::start().unwrap();
+    let b = mongo_testserver::TestServer::start().unwrap();
+    assert_ne!(a.uri(), b.uri());
+    let ca = common::client_for(&a.uri()).await;
+    let cb = common::client_for(&b.uri()).await;
+    ca.database("d")
+        .collection::<Document>("c")
+        .insert_one(doc! { "_id": 1 })
+        .await
+        .unwrap();
+    assert_eq!(
+        ca.database("d")
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!cb
+        .list_database_names()
+        .await
+        .unwrap()
+        .contains(&"d".to_string()));
+    let addr = a.addr();
+    drop(a);
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "a dropped server frees its port"
+    );
+    cb.database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .unwrap();
+}

@@ -304,9 +304,9 @@ pub fn delete(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
     errors.into_reply(doc! { "n": n })
 }
 
-/// `applyOps`: replays oplog entries. Inserts of an existing `_id` and
-/// replacements of a missing document become upserts, as oplog application
-/// does, so replaying a slice that overlaps a snapshot is idempotent.
+/// `applyOps`: replays oplog entries, one after the other. As in mongod, an
+/// update of a missing document inserts it unless `alwaysUpsert: false`,
+/// while an insert of an existing `_id` fails with DuplicateKey.
 pub fn apply_ops(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
     if ctx.db != "admin" {
         return Err(CommandError::new(
@@ -315,10 +315,11 @@ pub fn apply_ops(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
         ));
     }
     let ops = statements(cmd, "applyOps", "applyOps")?;
+    let always_upsert = cmd.get_bool("alwaysUpsert").unwrap_or(true);
     let mut results = Vec::new();
     let failure = ctx.shared.with_store(|s| {
         for op in &ops {
-            if let Err(e) = apply_one(s, op) {
+            if let Err(e) = apply_one(s, op, always_upsert) {
                 return Some(e);
             }
             results.push(Bson::Boolean(true));
@@ -337,7 +338,7 @@ pub fn apply_ops(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
     }
 }
 
-fn apply_one(s: &mut Store, entry: &Document) -> CmdResult<()> {
+fn apply_one(s: &mut Store, entry: &Document, always_upsert: bool) -> CmdResult<()> {
     let op = entry
         .get_str("op")
         .map_err(|_| CommandError::failed_to_parse("oplog entry is missing 'op'"))?;
@@ -349,16 +350,9 @@ fn apply_one(s: &mut Store, entry: &Document) -> CmdResult<()> {
         "n" => Ok(()),
         "i" => {
             let (db, coll) = split_ns(ns).ok_or_else(|| bad_ns(ns))?;
-            let doc = o?.clone();
-            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            let existing = s.collection(db, coll).and_then(|c| c.find_by_id(&id));
-            match existing {
-                Some(rid) => s
-                    .update_record(db, coll, rid, doc.clone(), doc, Some(doc! { "_id": id }))
-                    .map(|_| ())
-                    .map_err(|f| f.error),
-                None => s.insert(db, coll, doc).map(|_| ()).map_err(|f| f.error),
-            }
+            s.insert(db, coll, o?.clone())
+                .map(|_| ())
+                .map_err(|f| f.error)
         }
         "u" => {
             let (db, coll) = split_ns(ns).ok_or_else(|| bad_ns(ns))?;
@@ -380,14 +374,10 @@ fn apply_one(s: &mut Store, entry: &Document) -> CmdResult<()> {
                         .map(|_| ())
                         .map_err(|f| f.error)
                 }
-                None if !is_operator_update(o).unwrap_or(true) => {
-                    let mut d = doc! { "_id": id };
-                    d.extend(
-                        o.iter()
-                            .filter(|(k, _)| k.as_str() != "_id")
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
-                    s.insert(db, coll, d).map(|_| ()).map_err(|f| f.error)
+                // alwaysUpsert (the default): both update forms insert.
+                None if always_upsert => {
+                    let new = apply_oplog_update(&doc! { "_id": id }, o)?;
+                    s.insert(db, coll, new).map(|_| ()).map_err(|f| f.error)
                 }
                 None => Err(CommandError::new(
                     codes::NO_SUCH_KEY,
@@ -441,21 +431,14 @@ fn apply_command(s: &mut Store, db: &str, o: &Document) -> CmdResult<()> {
             s.ensure_collection(db, coll)?;
             s.create_index(db, coll, spec).map(|_| ())
         }
-        // A two-phase build takes effect at its commit.
-        "startIndexBuild" | "abortIndexBuild" => Ok(()),
-        "commitIndexBuild" => {
-            let coll = target()?;
-            let specs = o
-                .get_array("indexes")
-                .map_err(|_| CommandError::failed_to_parse("commitIndexBuild needs 'indexes'"))?;
-            s.ensure_collection(db, coll)?;
-            for spec in specs {
-                if let Bson::Document(spec) = spec {
-                    s.create_index(db, coll, spec.clone())?;
-                }
-            }
-            Ok(())
-        }
+        // mongod refuses these in applyOps; replay tools (mongorestore)
+        // turn a commitIndexBuild into createIndexes themselves.
+        "startIndexBuild" | "commitIndexBuild" | "abortIndexBuild" => Err(CommandError::new(
+            codes::COMMAND_NOT_SUPPORTED,
+            format!(
+                "Operation not supported in applyOps: {name}; apply its indexes with createIndexes"
+            ),
+        )),
         "dropIndexes" | "deleteIndexes" => {
             let coll = target()?;
             let index = o
@@ -469,7 +452,7 @@ fn apply_command(s: &mut Store, db: &str, o: &Document) -> CmdResult<()> {
                 .map_err(|_| CommandError::failed_to_parse("applyOps needs an array"))?;
             for op in inner {
                 if let Bson::Document(op) = op {
-                    apply_one(s, op)?;
+                    apply_one(s, op, true)?;
                 }
             }
             Ok(())
