@@ -1,20 +1,31 @@
 //! The command line: parsing, dispatch to the library, and the mapping of
 //! failures to messages and sysexits-style exit codes.
 
+mod commands;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-use crate::source;
+use clap::{Args, Parser, Subcommand};
 
 /// Exit codes from sysexits.h, which systemd and monitoring understand.
 pub mod exit {
+    pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 64;
+    /// The backup's data is damaged (verify or restore found a problem).
+    pub const DATAERR: u8 = 65;
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
+    /// Writing the backup failed (a full disk, permissions).
+    pub const IOERR: u8 = 74;
     pub const CONFIG: u8 = 78;
+    /// Interrupted by SIGINT/SIGTERM (128 + 2, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
+
+/// Where the configuration is read from unless `--config` or
+/// `MONGO_BACKUPD_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/mongo-backupd/config.toml";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +51,121 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
     },
+    /// Take one full backup now and exit 0 only if it is complete.
+    Backup(BackupArgs),
+    /// Restore a backup into a MongoDB deployment.
+    Restore(RestoreArgs),
+    /// Check a backup: checksums, BSON, document counts against the manifest.
+    Verify {
+        /// The backup directory (the one holding manifest.json).
+        dir: PathBuf,
+    },
+    /// List the backups in a storage location, newest first.
+    List {
+        /// A storage location's directory (instead of --config).
+        #[arg(long, conflicts_with = "config")]
+        storage: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this job's backups.
+        #[arg(long)]
+        job: Option<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(long = "config", env = "MONGO_BACKUPD_CONFIG", id = "config")]
+    pub path: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The job to run (from the configuration), or the name to file an
+    /// ad-hoc backup under (default "adhoc").
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Back up this deployment directly, without a configuration file.
+    #[arg(
+        long,
+        env = "MONGO_BACKUPD_URI",
+        hide_env_values = true,
+        requires = "out"
+    )]
+    pub uri: Option<String>,
+    /// Storage directory for an ad-hoc backup (with --uri).
+    #[arg(long, requires = "uri")]
+    pub out: Option<PathBuf>,
+    /// Compression for an ad-hoc backup.
+    #[arg(long, value_parser = ["none", "gzip", "zstd"], default_value = "zstd")]
+    pub compression: String,
+    /// Compression level (zstd 1-22, gzip 1-9).
+    #[arg(long)]
+    pub level: Option<i32>,
+    /// Namespaces to include (`db` or `db.coll`, `*` wildcards).
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Namespaces to exclude.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Also save admin.system.users and admin.system.roles.
+    #[arg(long)]
+    pub include_users: bool,
+    /// Collections copied at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// A note stored in the manifest.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The backup directory (the one holding manifest.json).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The deployment to restore into.
+    #[arg(long, env = "MONGO_BACKUPD_RESTORE_URI", hide_env_values = true)]
+    pub to: String,
+    /// Drop each collection before restoring it.
+    #[arg(long)]
+    pub drop: bool,
+    /// Restore only these namespaces (`db` or `db.coll`, `*` wildcards).
+    #[arg(long = "ns-include")]
+    pub ns_include: Vec<String>,
+    /// Leave these namespaces out.
+    #[arg(long = "ns-exclude")]
+    pub ns_exclude: Vec<String>,
+    /// Rename: source pattern (pairs with --ns-to, in order).
+    #[arg(long = "ns-from")]
+    pub ns_from: Vec<String>,
+    /// Rename: target pattern.
+    #[arg(long = "ns-to")]
+    pub ns_to: Vec<String>,
+    /// Check the backup and print what would be restored, then stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not build the backup's indexes.
+    #[arg(long)]
+    pub no_indexes: bool,
+    /// Do not replay the backup's oplog (the result is then not
+    /// consistent to one instant).
+    #[arg(long)]
+    pub no_oplog_replay: bool,
+    /// Give up after this many seconds if no server answers.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -54,6 +180,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,58 +191,21 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    match cli.command {
-        Command::Ping { uri, timeout_secs } => {
-            runtime.block_on(ping(&uri, Duration::from_secs(timeout_secs)))
-        }
-    }
+    let code = runtime.block_on(commands::run(cli.command));
+    ExitCode::from(code)
 }
 
-async fn ping(uri: &str, timeout: Duration) -> ExitCode {
-    let result = async {
-        let client = source::connect(uri, timeout).await?;
-        source::describe(&client, uri).await
-    }
-    .await;
-    match result {
-        Ok(info) => {
-            let topology = match &info.set_name {
-                Some(set) if info.writable_primary => format!("replica set {set}, primary"),
-                Some(set) => format!("replica set {set}, not primary"),
-                None => "standalone".to_string(),
-            };
-            println!(
-                "Connected to MongoDB {} at {} ({topology}).",
-                info.version,
-                source::hosts_of(uri)
-            );
-            match info.oplog {
-                Some(w) => println!(
-                    "Oplog window: {} to {} ({} s): point-in-time backups are possible.",
-                    format_ts(w.first),
-                    format_ts(w.last),
-                    w.span().as_secs()
-                ),
-                None => println!(
-                    "No oplog: this server is not a replica set member, so backups cannot be consistent to one instant. Run it as a (single-node) replica set."
-                ),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mongo-backupd: {e}");
-            if e.is_unreachable() {
-                eprintln!("Check that the server is running and reachable from this host, and the host and port in the URI.");
-                ExitCode::from(exit::UNAVAILABLE)
-            } else {
-                ExitCode::from(exit::SOFTWARE)
-            }
-        }
-    }
-}
-
-fn format_ts(ts: bson::Timestamp) -> String {
-    let dt = bson::DateTime::from_millis(i64::from(ts.time) * 1000);
-    dt.try_to_rfc3339_string()
-        .unwrap_or_else(|_| ts.time.to_string())
+/// Human-readable logs on stderr; `MONGO_BACKUPD_LOG` (or `RUST_LOG`)
+/// overrides the level.
+fn init_logging() {
+    let filter = std::env::var("MONGO_BACKUPD_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

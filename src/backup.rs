@@ -1,0 +1,352 @@
+//! Full backups: a consistent logical snapshot in `mongodump`'s layout.
+//!
+//! Consistency works the way `mongodump --oplog` does it, which also holds
+//! for dumps longer than MongoDB's snapshot window: note the newest oplog
+//! timestamp T0, copy every selected collection, note T1, and save the
+//! oplog entries in (T0, T1]. Restoring the data and replaying that slice
+//! yields the database exactly as of T1. The copy streams raw BSON from
+//! the driver to the compressor on blocking threads through bounded
+//! channels, so memory does not grow with collection size.
+
+mod dump;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mongodb::Client;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{
+    new_backup_id, BackupKind, CollectionRecord, Manifest, OpTime, OplogRecord, FORMAT_VERSION,
+};
+use crate::config::Selection;
+use crate::source::{self, SourceError};
+use crate::storage::{self, BackupWriter, Compression, FileEntry, StorageError};
+
+pub use dump::metadata_json;
+
+/// What to back up, where to, and how.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub job: String,
+    /// The source's name from the configuration, recorded in the manifest
+    /// (never the URI, which may carry credentials).
+    pub source_name: String,
+    pub uri: String,
+    pub storage_root: PathBuf,
+    pub kind: BackupKind,
+    pub compression: Compression,
+    pub selection: Selection,
+    /// Also save `admin.system.users` and `admin.system.roles`.
+    pub include_users: bool,
+    pub parallel_collections: usize,
+    pub connect_timeout: std::time::Duration,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    pub duration: std::time::Duration,
+}
+
+impl BackupOutcome {
+    pub fn documents(&self) -> u64 {
+        self.manifest.collections.iter().map(|c| c.documents).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.manifest.total_size()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{what} failed: {source}")]
+    Mongo {
+        what: String,
+        #[source]
+        source: mongodb::error::Error,
+    },
+    #[error("the oplog rolled over during the backup: its oldest entry is now {oldest}, after the backup's start T0 = {t0}, so the changes made while copying are lost and the backup would not be consistent; enlarge the oplog (replSetResizeOplog) or make the backup faster (more parallel_collections)")]
+    OplogRolledOver { t0: OpTime, oldest: OpTime },
+    #[error("the backup was cancelled before it completed; nothing was kept")]
+    Cancelled,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BackupError {
+    fn mongo(what: impl Into<String>) -> impl FnOnce(mongodb::error::Error) -> BackupError {
+        let what = what.into();
+        move |source| BackupError::Mongo { what, source }
+    }
+
+    /// True when the database could not be reached at all (the server is
+    /// down or the network is), as opposed to a failure during the copy.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, BackupError::Source(e) if e.is_unreachable())
+    }
+}
+
+/// One namespace to copy, as found by listCollections.
+#[derive(Debug, Clone)]
+struct Namespace {
+    db: String,
+    name: String,
+    kind: String,
+    options: Document,
+    uuid: Option<bson::Binary>,
+}
+
+/// Runs one full (or manual) backup now. `cancel` aborts it cleanly: the
+/// partial directory is removed and nothing looks complete.
+pub async fn run(
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+) -> Result<BackupOutcome, BackupError> {
+    let started = Instant::now();
+    for leftover in storage::clean_partials(&req.storage_root, &req.job)? {
+        tracing::warn!(
+            job = %req.job,
+            "Removed {}, the leftovers of an interrupted backup.",
+            leftover.display()
+        );
+    }
+    let client = source::connect(&req.uri, req.connect_timeout).await?;
+    let info = source::describe(&client, &req.uri).await?;
+    let id = new_backup_id(req.kind, now);
+    let writer = BackupWriter::create(&req.storage_root, &req.job, &id)?;
+    tracing::info!(job = %req.job, backup_id = %id, "Backup started.");
+    let consistent = info.oplog.is_some();
+    if !consistent {
+        tracing::warn!(
+            job = %req.job,
+            backup_id = %id,
+            "The source has no oplog (it is not a replica set member): this backup copies each collection as it is at the moment it is read and is not consistent to one instant."
+        );
+    }
+    let work = async {
+        let t0 = match consistent {
+            true => Some(newest_oplog_ts(&client).await?),
+            false => None,
+        };
+        let namespaces = enumerate(&client, req).await?;
+        let files = Arc::new(std::sync::Mutex::new(Vec::<FileEntry>::new()));
+        let records = copy_all(&client, req, &writer, &namespaces, files.clone(), cancel).await?;
+        let (t1, oplog) = match t0 {
+            Some(t0) => {
+                let t1 = newest_oplog_ts(&client).await?;
+                let (entry, count) =
+                    dump::oplog_slice(&client, req, &writer, t0, t1, cancel).await?;
+                push_file(&files, entry.clone());
+                (
+                    Some(t1),
+                    Some(OplogRecord {
+                        file: entry.path,
+                        entries: count,
+                    }),
+                )
+            }
+            None => (None, None),
+        };
+        let files = std::mem::take(&mut *storage_lock(&files));
+        Ok::<_, BackupError>((t0, t1, records, oplog, files))
+    };
+    let (t0, t1, collections, oplog, mut files) = tokio::select! {
+        r = work => r?,
+        _ = cancel.cancelled() => return Err(BackupError::Cancelled),
+    };
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        id: id.clone(),
+        kind: req.kind,
+        job: req.job.clone(),
+        source: req.source_name.clone(),
+        server_version: info.version.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: now,
+        finished_at: Utc::now(),
+        consistent,
+        oplog_start: t0.map(OpTime::from),
+        oplog_end: t1.map(OpTime::from),
+        compression: req.compression.kind,
+        collections,
+        oplog,
+        files,
+        parent: None,
+        note: req.note.clone(),
+    };
+    if cancel.is_cancelled() {
+        return Err(BackupError::Cancelled);
+    }
+    let path = writer.commit(&manifest.to_json())?;
+    let outcome = BackupOutcome {
+        path,
+        manifest,
+        duration: started.elapsed(),
+    };
+    tracing::info!(
+        job = %req.job,
+        backup_id = %id,
+        documents = outcome.documents(),
+        bytes = outcome.bytes(),
+        duration_ms = outcome.duration.as_millis() as u64,
+        "Backup completed: {} documents, {} bytes in {:.1} s.",
+        outcome.documents(),
+        outcome.bytes(),
+        outcome.duration.as_secs_f64()
+    );
+    Ok(outcome)
+}
+
+fn storage_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn push_file(files: &std::sync::Mutex<Vec<FileEntry>>, entry: FileEntry) {
+    storage_lock(files).push(entry);
+}
+
+/// The timestamp of the newest oplog entry.
+async fn newest_oplog_ts(client: &Client) -> Result<Timestamp, BackupError> {
+    let last = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! { "$natural": -1 })
+        .projection(doc! { "ts": 1 })
+        .await
+        .map_err(BackupError::mongo("reading the newest oplog entry"))?;
+    match last.and_then(|d| d.get("ts").cloned()) {
+        Some(Bson::Timestamp(ts)) => Ok(ts),
+        _ => Err(BackupError::Invalid(
+            "the oplog (local.oplog.rs) is empty or has no timestamps; is the replica set initiated?".into(),
+        )),
+    }
+}
+
+/// Every selected namespace, in a stable order.
+async fn enumerate(client: &Client, req: &BackupRequest) -> Result<Vec<Namespace>, BackupError> {
+    let dbs = client
+        .list_database_names()
+        .await
+        .map_err(BackupError::mongo("listing databases"))?;
+    let mut out = Vec::new();
+    for db in dbs {
+        let wanted_db = match db.as_str() {
+            // Never copied: node-local state and cluster metadata.
+            "local" | "config" => false,
+            "admin" => req.include_users,
+            _ => req.selection.includes_db(&db),
+        };
+        if !wanted_db {
+            continue;
+        }
+        let specs: Vec<Document> = client
+            .database(&db)
+            .run_cursor_command(doc! { "listCollections": 1 })
+            .await
+            .map_err(BackupError::mongo(format!(
+                "listing the collections of {db}"
+            )))?
+            .try_collect()
+            .await
+            .map_err(BackupError::mongo(format!(
+                "listing the collections of {db}"
+            )))?;
+        for spec in specs {
+            let name = spec.get_str("name").unwrap_or_default().to_string();
+            let kind = spec.get_str("type").unwrap_or("collection").to_string();
+            if !wanted_collection(req, &db, &name) {
+                continue;
+            }
+            let uuid = spec
+                .get_document("info")
+                .ok()
+                .and_then(|i| match i.get("uuid") {
+                    Some(Bson::Binary(b)) => Some(b.clone()),
+                    _ => None,
+                });
+            out.push(Namespace {
+                db: db.clone(),
+                name,
+                kind,
+                options: spec.get_document("options").cloned().unwrap_or_default(),
+                uuid,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
+    Ok(out)
+}
+
+/// mongodump's rules: system collections are server-maintained and are
+/// skipped, except the ones that hold user data (`system.js`) and, when
+/// asked for, users and roles. Views are saved as definitions, so
+/// `system.views` itself is not copied.
+fn wanted_collection(req: &BackupRequest, db: &str, name: &str) -> bool {
+    if db == "admin" {
+        return req.include_users && matches!(name, "system.users" | "system.roles");
+    }
+    if name.starts_with("system.") && name != "system.js" {
+        return false;
+    }
+    req.selection.includes(db, name)
+}
+
+/// Copies every namespace, `parallel_collections` at a time.
+async fn copy_all(
+    client: &Client,
+    req: &BackupRequest,
+    writer: &BackupWriter,
+    namespaces: &[Namespace],
+    files: Arc<std::sync::Mutex<Vec<FileEntry>>>,
+    cancel: &CancellationToken,
+) -> Result<Vec<CollectionRecord>, BackupError> {
+    let limit = Arc::new(Semaphore::new(req.parallel_collections.max(1)));
+    let mut tasks = futures_util::stream::FuturesOrdered::new();
+    for ns in namespaces {
+        let limit = limit.clone();
+        let files = files.clone();
+        tasks.push_back(async move {
+            let _permit = limit
+                .acquire()
+                .await
+                .map_err(|_| BackupError::Invalid("the copy was shut down".into()))?;
+            if cancel.is_cancelled() {
+                return Err(BackupError::Cancelled);
+            }
+            let copied = dump::collection(client, req, writer, ns, cancel).await?;
+            for f in copied.files.iter().cloned() {
+                push_file(&files, f);
+            }
+            Ok::<_, BackupError>(copied.record)
+        });
+    }
+    let mut records = Vec::with_capacity(namespaces.len());
+    // The first failure ends the backup; the other copies are dropped,
+    // which closes their cursors and files.
+    while let Some(r) = tasks.try_next().await? {
+        records.push(r);
+    }
+    Ok(records)
+}
+
+/// Reads all documents of a stored `.bson` file (used by tests and verify).
+pub fn read_documents(dir: &Path, entry: &FileEntry) -> Result<Vec<RawDocumentBuf>, StorageError> {
+    let reader = storage::open_verified(dir, entry)?;
+    storage::BsonReader::new(reader, dir.join(&entry.path)).collect()
+}

@@ -1,0 +1,441 @@
+//! From TOML text to [`Config`]: the top level, `[daemon]`, `[sources.*]`
+//! and `[storage.*]` (jobs are in `build_job`). Every check runs even after
+//! a failure, so one `check-config` run lists every mistake.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use toml_edit::Document;
+
+use super::build_job::{self, Names};
+use super::error::{ConfigErrors, Sink};
+use super::model::{
+    has_mongodb_scheme, Config, DaemonSettings, LogLevel, LogRotation, Source, StorageLocation,
+    UriSpec,
+};
+use super::reader::{Section, Span};
+use super::suggest::{closest, parse_time_zone};
+
+const TOP_LEVEL: [&str; 4] = ["daemon", "sources", "storage", "jobs"];
+const DAEMON_KEYS: [&str; 7] = [
+    "state_dir",
+    "timezone",
+    "max_concurrent_jobs",
+    "shutdown_grace",
+    "log_level",
+    "log_file",
+    "log_rotation",
+];
+const SOURCE_KEYS: [&str; 4] = ["uri", "uri_file", "uri_env", "connect_timeout"];
+const URI_KEYS: [&str; 3] = ["uri", "uri_file", "uri_env"];
+const STORAGE_KEYS: [&str; 2] = ["type", "path"];
+/// Storage backends planned but not built yet: naming one gets "not
+/// supported yet" rather than "unknown", so nobody hunts for a typo.
+const FUTURE_STORAGE: [&str; 3] = ["s3", "azure", "gcs"];
+const MAX_NAME_LEN: usize = 64;
+
+pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let mut sink = Sink::new(path, text);
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            // toml_edit stops at the first syntax error; its span and
+            // message are the best information there is.
+            sink.error(
+                err.span(),
+                "",
+                format!("invalid TOML: {}", err.message()),
+                None,
+            );
+            return Err(ConfigErrors(sink.finish()));
+        }
+    };
+    let root = Section::new(doc.as_table(), String::new(), Some(0..0));
+    root.reject_unknown(&mut sink, &TOP_LEVEL);
+
+    let daemon = match root.table(&mut sink, "daemon", "a table ([daemon])") {
+        Some(section) => daemon(&mut sink, &section),
+        None => DaemonSettings::default(),
+    };
+
+    let mut sources = BTreeMap::new();
+    let source_tables = named_tables(&mut sink, &root, "sources", "source");
+    for (name, section) in &source_tables {
+        if let Some(source) = source(&mut sink, name, section) {
+            sources.insert(name.clone(), source);
+        }
+    }
+
+    let mut storage = BTreeMap::new();
+    let storage_tables = named_tables(&mut sink, &root, "storage", "storage");
+    for (name, section) in &storage_tables {
+        if let Some(location) = storage_location(&mut sink, name, section) {
+            storage.insert(name.clone(), location);
+        }
+    }
+
+    // Jobs are checked against every defined name, including sources and
+    // storage that had errors of their own: one mistake, one message.
+    let names = Names {
+        sources: source_tables.iter().map(|(n, _)| n.clone()).collect(),
+        storage: storage_tables.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let mut jobs = BTreeMap::new();
+    for (name, section) in named_tables(&mut sink, &root, "jobs", "job") {
+        if let Some(job) = build_job::job(&mut sink, &name, &section, &names, daemon.timezone) {
+            jobs.insert(name, job);
+        }
+    }
+
+    if sink.has_errors() {
+        return Err(ConfigErrors(sink.finish()));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        daemon,
+        sources,
+        storage,
+        jobs,
+    })
+}
+
+/// The `[key.NAME]` tables under `key`, with valid names, in file order.
+fn named_tables<'d>(
+    sink: &mut Sink<'_>,
+    root: &Section<'d>,
+    key: &str,
+    what: &str,
+) -> Vec<(String, Section<'d>)> {
+    let expected = format!("a table of {what} definitions ([{key}.NAME])");
+    let Some(parent) = root.table(sink, key, &expected) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, item) in parent.entries() {
+        let path = parent.key_path(name);
+        let name_ok = check_name(sink, what, name, parent.key_span(name), &path);
+        match item.as_table_like() {
+            Some(table) => {
+                if name_ok {
+                    let anchor = item.span().or_else(|| parent.key_span(name));
+                    out.push((name.to_string(), Section::new(table, path, anchor)));
+                }
+            }
+            None => sink.error(
+                parent.value_span(name),
+                &path,
+                format!(
+                    "expected a table ([{key}.{name}]), found {}",
+                    super::reader::type_name(item)
+                ),
+                None,
+            ),
+        }
+    }
+    out
+}
+
+/// Names become directory names, metric labels and log fields, so they are
+/// kept to a portable alphabet.
+fn check_name(sink: &mut Sink<'_>, what: &str, name: &str, span: Span, path: &str) -> bool {
+    let message = if name.is_empty() {
+        format!("{what} name must not be empty")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        format!("{what} name {name:?} must start with a letter or digit and contain only letters, digits, \"-\" and \"_\"")
+    } else if name.len() > MAX_NAME_LEN {
+        format!("{what} name {name:?} is longer than {MAX_NAME_LEN} characters")
+    } else {
+        return true;
+    };
+    sink.error(
+        span,
+        path,
+        message,
+        Some("names are used in directory names and logs, e.g. \"prod-full\"".to_string()),
+    );
+    false
+}
+
+fn daemon(sink: &mut Sink<'_>, section: &Section<'_>) -> DaemonSettings {
+    section.reject_unknown(sink, &DAEMON_KEYS);
+    let mut settings = DaemonSettings::default();
+    if let Some(dir) = absolute_path(sink, section, "state_dir") {
+        settings.state_dir = dir;
+    }
+    if let Some(tz) = time_zone(sink, section, "timezone") {
+        settings.timezone = tz;
+    }
+    if let Some(n) = section.integer_in(sink, "max_concurrent_jobs", 1, 64) {
+        settings.max_concurrent_jobs = usize::try_from(n).unwrap_or(1);
+    }
+    if let Some(grace) = section.duration(sink, "shutdown_grace", "wdhms") {
+        settings.shutdown_grace = grace.value;
+    }
+    if let Some(level) = section.choice(
+        sink,
+        "log_level",
+        "log level",
+        &LogLevel::NAMES,
+        LogLevel::from_name,
+    ) {
+        settings.log_level = level;
+    }
+    settings.log_file = absolute_path(sink, section, "log_file");
+    if let Some(rotation) = section.choice(
+        sink,
+        "log_rotation",
+        "log rotation",
+        &LogRotation::NAMES,
+        LogRotation::from_name,
+    ) {
+        settings.log_rotation = rotation;
+    }
+    settings
+}
+
+fn source(sink: &mut Sink<'_>, name: &str, section: &Section<'_>) -> Option<Source> {
+    section.reject_unknown(sink, &SOURCE_KEYS);
+    let timeout = match section.duration(sink, "connect_timeout", "wdhms") {
+        Some(t) if t.value.is_zero() => {
+            sink.error(
+                t.span,
+                &section.key_path("connect_timeout"),
+                "connect_timeout must be longer than 0s",
+                Some("e.g. connect_timeout = \"10s\"".to_string()),
+            );
+            None
+        }
+        Some(t) => Some(t.value),
+        None if section.contains("connect_timeout") => None,
+        None => Some(std::time::Duration::from_secs(10)),
+    };
+
+    // Exactly one of the three URI keys; they are reported in file order.
+    let mut present: Vec<&str> = URI_KEYS
+        .iter()
+        .copied()
+        .filter(|k| section.contains(k))
+        .collect();
+    present.sort_by_key(|k| section.key_span(k).map_or(0, |s| s.start));
+    let hint = "set exactly one of uri, uri_file (a file holding the URI) or uri_env (an environment variable holding it)";
+    let uri = match present.as_slice() {
+        [] => {
+            section.missing(sink, "uri", Some(hint.to_string()));
+            None
+        }
+        [key] => uri_spec(sink, section, key),
+        // Reported at the second key: the first one was fine on its own.
+        [first, second, more @ ..] => {
+            let listed = if more.is_empty() {
+                format!("{first} and {second} are both set")
+            } else {
+                format!("{} are all set", present.join(", "))
+            };
+            sink.error(
+                section.key_span(second),
+                &section.key_path(second),
+                listed,
+                Some(hint.to_string()),
+            );
+            None
+        }
+    };
+    let (uri, key) = uri?;
+    Some(Source {
+        name: name.to_string(),
+        uri,
+        connect_timeout: timeout?,
+        origin: sink.origin(section.value_span(key), &section.key_path(key)),
+    })
+}
+
+fn uri_spec<'k>(
+    sink: &mut Sink<'_>,
+    section: &Section<'_>,
+    key: &'k str,
+) -> Option<(UriSpec, &'k str)> {
+    let value = section.string(sink, key)?;
+    let text = value.value;
+    let path = section.key_path(key);
+    // Messages about `uri` never quote it: it may contain a password.
+    let problem: Option<(String, String)> = match key {
+        "uri" if text.is_empty() => Some((
+            "the URI is empty".into(),
+            "e.g. uri = \"mongodb://localhost:27017/\"".into(),
+        )),
+        "uri" if !has_mongodb_scheme(text) => Some((
+            "the URI must start with mongodb:// or mongodb+srv://".into(),
+            if text.starts_with('/') || text.starts_with("${") {
+                "to read the URI from a file, use uri_file".into()
+            } else if is_env_name(text.trim_start_matches('$')) {
+                "to read the URI from an environment variable, use uri_env".into()
+            } else {
+                "e.g. uri = \"mongodb://db1:27017/?replicaSet=rs0\"".into()
+            },
+        )),
+        "uri_file" => check_uri_file(text),
+        "uri_env" if !is_env_name(text) => Some((
+            format!("{text:?} is not an environment variable name"),
+            match text
+                .trim_start_matches('$')
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+            {
+                bare if is_env_name(bare) => {
+                    format!("write the name without $ or braces: uri_env = {bare:?}")
+                }
+                _ => {
+                    "use letters, digits and \"_\", e.g. uri_env = \"PROD_MONGODB_URI\"".to_string()
+                }
+            },
+        )),
+        _ => None,
+    };
+    if let Some((message, hint)) = problem {
+        sink.error(value.span, &path, message, Some(hint));
+        return None;
+    }
+    let spec = match key {
+        "uri" => UriSpec::Inline(text.to_string()),
+        "uri_file" => UriSpec::File(PathBuf::from(text)),
+        _ => UriSpec::Env(text.to_string()),
+    };
+    Some((spec, key))
+}
+
+/// `uri_file` is expanded at use time, so only its shape is checked here:
+/// absolute (after expansion) and well-formed `${VAR}` references.
+fn check_uri_file(text: &str) -> Option<(String, String)> {
+    if text.is_empty() {
+        return Some((
+            "uri_file is empty".into(),
+            "give the path of a file holding the URI".into(),
+        ));
+    }
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Some((
+                "\"${\" is not closed with \"}\"".into(),
+                "write ${VARIABLE}/file".into(),
+            ));
+        };
+        if !is_env_name(&after[..end]) {
+            return Some((
+                format!(
+                    "{:?} is not a valid variable reference",
+                    &rest[start..start + end + 3]
+                ),
+                "write ${VARIABLE} with letters, digits and \"_\"".into(),
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    if !(text.starts_with('/') || text.starts_with("${")) {
+        return Some((
+            format!("uri_file must be an absolute path, found {text:?}"),
+            "e.g. \"/etc/mongo-backupd/prod.uri\" or \"${CREDENTIALS_DIRECTORY}/prod-uri\"".into(),
+        ));
+    }
+    None
+}
+
+fn is_env_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn storage_location(
+    sink: &mut Sink<'_>,
+    name: &str,
+    section: &Section<'_>,
+) -> Option<StorageLocation> {
+    let kind = section.required_string(sink, "type", Some("type = \"local\"".to_string()));
+    if let Some(kind) = &kind {
+        if FUTURE_STORAGE.contains(&kind.value) {
+            // Their keys are not defined yet, so they are not checked either.
+            sink.error(
+                kind.span.clone(),
+                &section.key_path("type"),
+                format!("storage type {:?} is not supported yet", kind.value),
+                Some("only type = \"local\" is available in this version".to_string()),
+            );
+            return None;
+        }
+    }
+    section.reject_unknown(sink, &STORAGE_KEYS);
+    let kind_ok = match &kind {
+        Some(kind) if kind.value == "local" => true,
+        Some(kind) => {
+            let hint = closest(kind.value, ["local"]).map(|n| format!("did you mean {n:?}?"));
+            sink.error(
+                kind.span.clone(),
+                &section.key_path("type"),
+                format!("invalid storage type {:?} (expected local)", kind.value),
+                hint.or_else(|| Some("s3, azure and gcs are planned".to_string())),
+            );
+            false
+        }
+        None => false,
+    };
+    if !section.contains("path") {
+        section.missing(
+            sink,
+            "path",
+            Some(
+                "the directory backups go to, e.g. path = \"/var/backups/mongo-backupd\""
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    let path = absolute_path(sink, section, "path")?;
+    kind_ok.then(|| StorageLocation {
+        name: name.to_string(),
+        path,
+    })
+}
+
+/// An optional absolute path: the daemon runs from `/`, where a relative
+/// path would work by accident at best.
+fn absolute_path(sink: &mut Sink<'_>, section: &Section<'_>, key: &str) -> Option<PathBuf> {
+    let value = section.string(sink, key)?;
+    if value.value.starts_with('/') {
+        return Some(PathBuf::from(value.value));
+    }
+    let message = if value.value.is_empty() {
+        format!("{key} is empty")
+    } else {
+        format!("{key} must be an absolute path, found {:?}", value.value)
+    };
+    sink.error(
+        value.span,
+        &section.key_path(key),
+        message,
+        Some("start it with \"/\"".to_string()),
+    );
+    None
+}
+
+/// An optional IANA time zone name, with close names suggested.
+pub(crate) fn time_zone(sink: &mut Sink<'_>, section: &Section<'_>, key: &str) -> Option<Tz> {
+    let value = section.string(sink, key)?;
+    match parse_time_zone(value.value) {
+        Ok(tz) => Some(tz),
+        Err(hint) => {
+            sink.error(
+                value.span,
+                &section.key_path(key),
+                format!("unknown time zone {:?}", value.value),
+                Some(hint),
+            );
+            None
+        }
+    }
+}

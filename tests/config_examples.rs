@@ -1,0 +1,190 @@
+//! Every example configuration shipped in `etc/` must be valid: they are
+//! what sysadmins copy, so a broken example is a broken install.
+//!
+//! Also pins the canonical policy of `etc/mongo-backupd.toml` (a full backup
+//! daily at 02:00 UTC kept 30 days, hourly incrementals kept 7 days, manual
+//! backups kept 90 days) so the example and the documentation cannot drift.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use mongo_backupd::config::{self, CompressionSetting, JobKind, UriSpec};
+
+const DAY: u64 = 86_400;
+
+fn etc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("etc")
+}
+
+/// Every `*.toml` file under `etc/` (other files there, such as systemd
+/// environment files, are not configurations).
+fn example_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            example_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_example_is_valid() {
+    let mut files = Vec::new();
+    example_files(&etc(), &mut files);
+    assert!(
+        !files.is_empty(),
+        "no example configurations in {:?}",
+        etc()
+    );
+    for file in files {
+        if let Err(errors) = config::load(&file) {
+            panic!("{} is not valid:\n{errors}", file.display());
+        }
+    }
+}
+
+#[test]
+fn main_example_has_the_canonical_policy() {
+    let config = config::load(&etc().join("mongo-backupd.toml")).unwrap();
+
+    let prod = &config.sources["prod"];
+    match &prod.uri {
+        UriSpec::Inline(uri) => assert!(uri.starts_with("mongodb://localhost")),
+        other => panic!("source prod should have an inline localhost uri, not {other:?}"),
+    }
+    assert_eq!(
+        prod.resolve_uri().unwrap(),
+        "mongodb://localhost:27017/?replicaSet=rs0"
+    );
+    assert_eq!(
+        config.storage["local"].path,
+        Path::new("/var/backups/mongo-backupd")
+    );
+
+    let kinds: Vec<JobKind> = config.jobs.values().map(|j| j.kind).collect();
+    for kind in [JobKind::Full, JobKind::Incremental, JobKind::Manual] {
+        assert!(kinds.contains(&kind), "no {kind} job in the example");
+    }
+    for job in config.jobs.values() {
+        assert_eq!(job.source, "prod", "job {}", job.name);
+        assert_eq!(job.storage, "local", "job {}", job.name);
+        assert!(job.enabled, "job {}", job.name);
+        let days = match job.kind {
+            JobKind::Full => 30,
+            JobKind::Incremental => 7,
+            _ => 90,
+        };
+        assert_eq!(
+            job.retention.max_age,
+            Duration::from_secs(days * DAY),
+            "job {}",
+            job.name
+        );
+        assert_eq!(job.retention.max_age, job.kind.default_retention());
+        assert_eq!(job.retention.min_keep, 1);
+        assert_eq!(job.compression, CompressionSetting::Zstd { level: 3 });
+    }
+
+    // Fires, seen from a fixed instant: full daily at 02:00 UTC,
+    // incremental at the top of every hour, manual never on its own.
+    let from = Utc.with_ymd_and_hms(2025, 6, 1, 12, 34, 0).unwrap();
+    let full = config
+        .jobs
+        .values()
+        .find(|j| j.kind == JobKind::Full)
+        .unwrap();
+    assert_eq!(
+        config::next_fires(full, from, 2),
+        vec![
+            Utc.with_ymd_and_hms(2025, 6, 2, 2, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 6, 3, 2, 0, 0).unwrap(),
+        ]
+    );
+    let incremental = config
+        .jobs
+        .values()
+        .find(|j| j.kind == JobKind::Incremental)
+        .unwrap();
+    assert_eq!(
+        config::next_fires(incremental, from, 2),
+        vec![
+            Utc.with_ymd_and_hms(2025, 6, 1, 13, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 6, 1, 14, 0, 0).unwrap(),
+        ]
+    );
+    let manual = config
+        .jobs
+        .values()
+        .find(|j| j.kind == JobKind::Manual)
+        .unwrap();
+    assert!(manual.schedule.is_none());
+    assert!(config::next_fires(manual, from, 3).is_empty());
+}
+
+/// Every key the parser knows appears in the example, set or commented
+/// out, so the example stays the complete reference.
+#[test]
+fn main_example_documents_every_key() {
+    let text = std::fs::read_to_string(etc().join("mongo-backupd.toml")).unwrap();
+    let keys = [
+        "state_dir",
+        "timezone",
+        "max_concurrent_jobs",
+        "shutdown_grace",
+        "log_level",
+        "log_file",
+        "log_rotation",
+        "uri",
+        "uri_file",
+        "uri_env",
+        "connect_timeout",
+        "type",
+        "path",
+        "source",
+        "storage",
+        "kind",
+        "schedule",
+        "retention",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "min_keep",
+        "compression",
+        "compression_level",
+        "include",
+        "exclude",
+        "include_users",
+        "parallel_collections",
+        "catch_up",
+        "enabled",
+    ];
+    for key in keys {
+        let set = format!("\n{key} = ");
+        let commented = format!("\n# {key} = ");
+        assert!(
+            text.contains(&set) || text.contains(&commented),
+            "the example does not show {key}"
+        );
+    }
+}
+
+/// A file that does not exist is reported like any other problem, with the
+/// configuration exit status available to the caller.
+#[test]
+fn missing_file_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.toml");
+    let errors = config::load(&path).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let text = errors.to_string();
+    assert!(text.starts_with(&format!(
+        "{}: cannot read the configuration file",
+        path.display()
+    )));
+    assert_eq!(config::EXIT_CONFIG, 78);
+}
