@@ -63,8 +63,9 @@ pub async fn connect(uri: &str, timeout: Duration) -> Result<Client, SourceError
     let mut options = ClientOptions::parse(uri)
         .await
         .map_err(SourceError::InvalidUri)?;
-    options.server_selection_timeout = Some(timeout);
-    options.connect_timeout = Some(timeout);
+    // Settings written in the URI win over our defaults.
+    options.server_selection_timeout.get_or_insert(timeout);
+    options.connect_timeout.get_or_insert(timeout);
     options
         .app_name
         .get_or_insert_with(|| "mongo-backupd".to_string());

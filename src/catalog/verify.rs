@@ -189,16 +189,9 @@ fn check_manifest<'m>(
                  (interrupted, or still being written) and must not be restored"
             ),
         );
-    } else if dir_name != manifest.id {
-        report.problem(
-            MANIFEST_FILE,
-            ProblemKind::Inconsistent,
-            format!(
-                "the manifest is for backup {:?} but the directory is named {dir_name:?}",
-                manifest.id
-            ),
-        );
     }
+    // A backup copied elsewhere under another name is still the same
+    // backup: only the listing of a storage location insists on the name.
     if manifest.consistent && manifest.oplog_end.is_none() {
         report.problem(
             MANIFEST_FILE,
