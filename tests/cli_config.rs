@@ -120,7 +120,9 @@ fn configuration_mistakes_exit_78_with_every_error_located() {
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("{config}:17:13: jobs.nightly.retention: invalid duration")),
+        stderr.contains(&format!(
+            "{config}:17:13: jobs.nightly.retention: invalid duration"
+        )),
         "line numbers: {stderr}"
     );
     assert!(stderr.contains("jobs.nightly.retention"), "{stderr}");

@@ -168,27 +168,7 @@ pub(super) async fn collection(
         .batch_size(BATCH_DOCS)
         .await
         .map_err(BackupError::mongo(what.clone()))?;
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-    let mut documents = 0u64;
-    loop {
-        let next = tokio::select! {
-            n = cursor.try_next() => n.map_err(BackupError::mongo(what.clone()))?,
-            _ = cancel.cancelled() => return Err(BackupError::Cancelled),
-        };
-        let Some(doc) = next else { break };
-        chunk.extend_from_slice(doc.as_bytes());
-        documents += 1;
-        if chunk.len() >= CHUNK_BYTES {
-            sink.send(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK_BYTES),
-            ))
-            .await?;
-        }
-    }
-    if !chunk.is_empty() {
-        sink.send(chunk).await?;
-    }
+    let documents = stream_into(&mut cursor, &mut sink, &what, cancel, |_| true).await?;
     let data_entry = sink.finish().await?;
     tracing::debug!("Copied {documents} documents of {full}.");
     Ok(Copied {
@@ -202,6 +182,42 @@ pub(super) async fn collection(
         },
         files: vec![meta_entry, data_entry],
     })
+}
+
+/// Copies the documents of a cursor that `keep` accepts into a file, in
+/// chunks; returns how many it copied.
+async fn stream_into(
+    cursor: &mut mongodb::Cursor<RawDocumentBuf>,
+    sink: &mut BlockingSink,
+    what: &str,
+    cancel: &CancellationToken,
+    keep: impl Fn(&RawDocument) -> bool,
+) -> Result<u64, BackupError> {
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+    let mut copied = 0u64;
+    loop {
+        let next = tokio::select! {
+            n = cursor.try_next() => n.map_err(BackupError::mongo(what))?,
+            _ = cancel.cancelled() => return Err(BackupError::Cancelled),
+        };
+        let Some(doc) = next else { break };
+        if !keep(&doc) {
+            continue;
+        }
+        chunk.extend_from_slice(doc.as_bytes());
+        copied += 1;
+        if chunk.len() >= CHUNK_BYTES {
+            sink.send(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(CHUNK_BYTES),
+            ))
+            .await?;
+        }
+    }
+    if !chunk.is_empty() {
+        sink.send(chunk).await?;
+    }
+    Ok(copied)
 }
 
 fn entry_ts(entry: &RawDocument) -> Option<Timestamp> {
@@ -278,30 +294,10 @@ pub(super) async fn oplog_slice(
         }
     }
     let mut sink = BlockingSink::start(writer.file("oplog.bson", req.compression)?);
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-    let mut entries = 0u64;
-    loop {
-        let next = tokio::select! {
-            n = cursor.try_next() => n.map_err(BackupError::mongo(what))?,
-            _ = cancel.cancelled() => return Err(BackupError::Cancelled),
-        };
-        let Some(entry) = next else { break };
-        if !entry_selected(req, &entry) {
-            continue;
-        }
-        chunk.extend_from_slice(entry.as_bytes());
-        entries += 1;
-        if chunk.len() >= CHUNK_BYTES {
-            sink.send(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK_BYTES),
-            ))
-            .await?;
-        }
-    }
-    if !chunk.is_empty() {
-        sink.send(chunk).await?;
-    }
+    let entries = stream_into(&mut cursor, &mut sink, what, cancel, |e| {
+        entry_selected(req, e)
+    })
+    .await?;
     let entry = sink.finish().await?;
     Ok((entry, entries))
 }

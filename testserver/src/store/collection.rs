@@ -327,8 +327,11 @@ impl Collection {
             };
             self.data_bytes -= raw.as_bytes().len() as u64;
             self.evicted_upto = rid;
-            if let Ok(doc) = Document::try_from(raw.as_ref().as_ref()) {
-                self.index_remove(&doc, rid);
+            // The oplog has no indexes: don't decode what it evicts.
+            if self.indexes.iter().any(|i| i.unique) {
+                if let Ok(doc) = Document::try_from(raw.as_ref().as_ref()) {
+                    self.index_remove(&doc, rid);
+                }
             }
         }
     }

@@ -39,161 +39,13 @@ pub(crate) fn err(code: i32, msg: impl Into<String>) -> CommandError {
     e
 }
 
-/// `canonicalizeBSONType` from the server: the first key of every comparison.
-fn canonical_rank(v: &Bson) -> i32 {
-    match v {
-        Bson::MinKey => -1,
-        Bson::Undefined => 0,
-        Bson::Null => 5,
-        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) => 10,
-        Bson::String(_) | Bson::Symbol(_) => 15,
-        Bson::Document(_) => 20,
-        Bson::Array(_) => 25,
-        Bson::Binary(_) => 30,
-        Bson::ObjectId(_) => 35,
-        Bson::Boolean(_) => 40,
-        Bson::DateTime(_) => 45,
-        Bson::Timestamp(_) => 47,
-        Bson::RegularExpression(_) => 50,
-        Bson::DbPointer(_) => 55,
-        Bson::JavaScriptCode(_) => 60,
-        Bson::JavaScriptCodeWithScope(_) => 65,
-        Bson::MaxKey => 127,
-    }
-}
+// Comparison is the query engine's (`crate::compare`): one implementation
+// of MongoDB's value order for queries, sorts and update operators alike.
+pub(crate) use crate::compare::{cmp_bson as compare_values, values_equal};
 
 /// Same canonical type class (what the query language calls "type bracketing").
 pub(crate) fn same_class(a: &Bson, b: &Bson) -> bool {
-    canonical_rank(a) == canonical_rank(b)
-}
-
-enum Num {
-    Int(i64),
-    Float(f64),
-}
-
-fn as_num(v: &Bson) -> Option<Num> {
-    match v {
-        Bson::Int32(i) => Some(Num::Int(i64::from(*i))),
-        Bson::Int64(i) => Some(Num::Int(*i)),
-        Bson::Double(d) => Some(Num::Float(*d)),
-        // Approximate: bson 2.x has no decimal arithmetic, so decimals are
-        // ordered by their nearest double.
-        Bson::Decimal128(d) => Some(Num::Float(d.to_string().parse().unwrap_or(f64::NAN))),
-        _ => None,
-    }
-}
-
-/// `compareDoubles`: NaN equals NaN and sorts below every other number.
-fn cmp_f64(a: f64, b: f64) -> Ordering {
-    match a.partial_cmp(&b) {
-        Some(o) => o,
-        None => match (a.is_nan(), b.is_nan()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Less,
-            _ => Ordering::Greater,
-        },
-    }
-}
-
-/// Exact long/double comparison (a plain cast would call 2^53+1 == 2^53).
-fn cmp_i64_f64(l: i64, d: f64) -> Ordering {
-    if d.is_nan() {
-        return Ordering::Greater;
-    }
-    // 2^63 is exactly representable; anything at or beyond it is out of range.
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    if d >= TWO_63 {
-        return Ordering::Less;
-    }
-    if d < -TWO_63 {
-        return Ordering::Greater;
-    }
-    let lf = l as f64;
-    match cmp_f64(lf, d) {
-        Ordering::Equal => l.cmp(&(d as i64)),
-        other => other,
-    }
-}
-
-fn cmp_numbers(a: &Bson, b: &Bson) -> Ordering {
-    match (as_num(a), as_num(b)) {
-        (Some(Num::Int(x)), Some(Num::Int(y))) => x.cmp(&y),
-        (Some(Num::Float(x)), Some(Num::Float(y))) => cmp_f64(x, y),
-        (Some(Num::Int(x)), Some(Num::Float(y))) => cmp_i64_f64(x, y),
-        (Some(Num::Float(x)), Some(Num::Int(y))) => cmp_i64_f64(y, x).reverse(),
-        _ => Ordering::Equal,
-    }
-}
-
-/// `BSONElement::compareElements` without field names: the order `$min`,
-/// `$max` and `$sort` use, and equality for `$addToSet` / `$pull`.
-pub(crate) fn compare_values(a: &Bson, b: &Bson) -> Ordering {
-    let (ra, rb) = (canonical_rank(a), canonical_rank(b));
-    if ra != rb {
-        return ra.cmp(&rb);
-    }
-    match (a, b) {
-        (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => {
-            x.as_bytes().cmp(y.as_bytes())
-        }
-        (Bson::Document(x), Bson::Document(y)) => compare_docs(x, y),
-        (Bson::Array(x), Bson::Array(y)) => {
-            // Arrays compare as objects keyed "0", "1", ...: the keys of equal
-            // positions are identical, so only types and values decide.
-            for (u, v) in x.iter().zip(y.iter()) {
-                let o = canonical_rank(u)
-                    .cmp(&canonical_rank(v))
-                    .then_with(|| compare_values(u, v));
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            x.len().cmp(&y.len())
-        }
-        (Bson::Binary(x), Bson::Binary(y)) => x
-            .bytes
-            .len()
-            .cmp(&y.bytes.len())
-            .then_with(|| u8::from(x.subtype).cmp(&u8::from(y.subtype)))
-            .then_with(|| x.bytes.cmp(&y.bytes)),
-        (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
-        (Bson::Boolean(x), Bson::Boolean(y)) => x.cmp(y),
-        (Bson::DateTime(x), Bson::DateTime(y)) => x.timestamp_millis().cmp(&y.timestamp_millis()),
-        (Bson::Timestamp(x), Bson::Timestamp(y)) => {
-            (x.time, x.increment).cmp(&(y.time, y.increment))
-        }
-        (Bson::RegularExpression(x), Bson::RegularExpression(y)) => x
-            .pattern
-            .cmp(&y.pattern)
-            .then_with(|| x.options.cmp(&y.options)),
-        (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.cmp(y),
-        (Bson::JavaScriptCodeWithScope(x), Bson::JavaScriptCodeWithScope(y)) => x
-            .code
-            .cmp(&y.code)
-            .then_with(|| compare_docs(&x.scope, &y.scope)),
-        _ if ra == 10 => cmp_numbers(a, b),
-        _ => Ordering::Equal,
-    }
-}
-
-/// `BSONObj::woCompare` considering field names: per element, type class,
-/// then name, then value; a shorter prefix sorts first.
-pub(crate) fn compare_docs(a: &Document, b: &Document) -> Ordering {
-    for ((ka, va), (kb, vb)) in a.iter().zip(b.iter()) {
-        let o = canonical_rank(va)
-            .cmp(&canonical_rank(vb))
-            .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
-            .then_with(|| compare_values(va, vb));
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {
-    compare_values(a, b) == Ordering::Equal
+    crate::compare::canonical_type_rank(a) == crate::compare::canonical_type_rank(b)
 }
 
 fn encode_value(v: &Bson) -> Option<Vec<u8>> {
@@ -219,32 +71,7 @@ pub(crate) fn docs_binary_equal(a: &Document, b: &Document) -> bool {
     }
 }
 
-/// The server's `typeName()`, used verbatim in many error messages.
-pub(crate) fn type_name(v: &Bson) -> &'static str {
-    match v {
-        Bson::Double(_) => "double",
-        Bson::String(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Array(_) => "array",
-        Bson::Binary(_) => "binData",
-        Bson::Undefined => "undefined",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "regex",
-        Bson::DbPointer(_) => "dbPointer",
-        Bson::JavaScriptCode(_) => "javascript",
-        Bson::Symbol(_) => "symbol",
-        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
-        Bson::Int32(_) => "int",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::Int64(_) => "long",
-        Bson::Decimal128(_) => "decimal",
-        Bson::MinKey => "minKey",
-        Bson::MaxKey => "maxKey",
-    }
-}
+pub(crate) use crate::compare::type_name;
 
 /// Doubles the way the server prints them in messages: integral values keep
 /// a trailing `.0` (`amount: 2.0`), huge and tiny ones use C++'s exponent form.
@@ -479,8 +306,8 @@ pub(crate) fn integer_arg(name: &str, v: &Bson) -> Result<i64, String> {
                 Ok(*d as i64)
             }
         }
-        Bson::Decimal128(_) => match as_num(v) {
-            Some(Num::Float(d)) if d.trunc() == d && d.abs() < 9.2e18 => Ok(d as i64),
+        Bson::Decimal128(_) => match crate::compare::to_f64(v) {
+            Some(d) if d.trunc() == d && d.abs() < 9.2e18 => Ok(d as i64),
             _ => Err(format!("Expected an integer: {}", fmt_elem(name, v))),
         },
         _ => Err(format!("Expected a number in: {}", fmt_elem(name, v))),
@@ -559,9 +386,12 @@ mod tests {
 
     #[test]
     fn documents_compare_by_name_then_value() {
-        assert_eq!(compare_docs(&doc! {"a": 1}, &doc! {"b": 0}), Ordering::Less);
         assert_eq!(
-            compare_docs(&doc! {"a": 1}, &doc! {"a": 1, "b": 0}),
+            crate::compare::cmp_documents(&doc! {"a": 1}, &doc! {"b": 0}),
+            Ordering::Less
+        );
+        assert_eq!(
+            crate::compare::cmp_documents(&doc! {"a": 1}, &doc! {"a": 1, "b": 0}),
             Ordering::Less
         );
         assert!(values_equal(
