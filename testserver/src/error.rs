@@ -73,6 +73,7 @@ pub mod codes {
     pub const INDEX_ALREADY_EXISTS: i32 = 68;
     pub const INVALID_OPTIONS: i32 = 72;
     pub const INVALID_NAMESPACE: i32 = 73;
+    pub const NO_REPLICATION_ENABLED: i32 = 76;
     pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
     pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
     pub const SHUTDOWN_IN_PROGRESS: i32 = 91;
@@ -132,6 +133,7 @@ pub fn code_name(code: i32) -> String {
         68 => "IndexAlreadyExists",
         72 => "InvalidOptions",
         73 => "InvalidNamespace",
+        76 => "NoReplicationEnabled",
         85 => "IndexOptionsConflict",
         86 => "IndexKeySpecsConflict",
         89 => "NetworkTimeout",
@@ -177,6 +179,7 @@ mod tests {
     fn known_and_unknown_code_names() {
         assert_eq!(code_name(59), "CommandNotFound");
         assert_eq!(code_name(136), "CappedPositionLost");
+        assert_eq!(code_name(76), "NoReplicationEnabled");
         assert_eq!(code_name(424242), "Location424242");
         let reply = CommandError::new(11000, "E11000 duplicate key error").to_reply();
         assert_eq!(reply.get_str("codeName").unwrap(), "DuplicateKey");

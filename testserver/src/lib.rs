@@ -3,12 +3,16 @@
 //! It speaks the real wire protocol to the real drivers and presents itself
 //! as a MongoDB 7.0 single-node replica set primary with an oplog, so the
 //! backup, incremental and restore code paths run against it exactly as they
-//! would against `mongod`. It is a test tool: data lives in memory and there
-//! is no authentication.
+//! would against `mongod`. [`Builder::standalone`] makes it a standalone
+//! `mongod` instead (no replica set, no oplog, no cluster time), for the
+//! code paths that must cope with one. It is a test tool: data lives in
+//! memory and there is no authentication.
 //!
 //! ```no_run
 //! let server = mongo_testserver::TestServer::start().unwrap();
 //! let uri = server.uri(); // mongodb://127.0.0.1:PORT/?replicaSet=rs0
+//! let standalone = mongo_testserver::TestServer::builder().standalone().start().unwrap();
+//! let uri = standalone.uri(); // mongodb://127.0.0.1:PORT/?directConnection=true
 //! # drop(uri);
 //! ```
 
@@ -88,9 +92,19 @@ impl Builder {
     }
 
     /// How often an idle primary writes a "periodic noop" oplog entry
-    /// (MongoDB: every 10 s); None turns it off.
+    /// (MongoDB: every 10 s); None turns it off. A standalone never does.
     pub fn noop_interval(mut self, interval: Option<Duration>) -> Self {
         self.noop_interval = interval;
+        self
+    }
+
+    /// Runs as a standalone `mongod` (as started without `--replSet`)
+    /// instead of a replica set primary: `hello` names no replica set,
+    /// replies carry no `$clusterTime`/`operationTime`, there is no
+    /// `local.oplog.rs`, `replSetGetStatus` fails with NoReplicationEnabled
+    /// (76), and [`TestServer::uri`] asks for a direct connection.
+    pub fn standalone(mut self) -> Self {
+        self.store.standalone = true;
         self
     }
 
@@ -134,7 +148,8 @@ impl TestServer {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread_shared = shared.clone();
-        let noop = b.noop_interval;
+        // A standalone has no oplog to keep advancing.
+        let noop = b.noop_interval.filter(|_| !b.store.standalone);
         let thread = std::thread::Builder::new()
             .name(format!("mongo-testserver-{}", addr.port()))
             .spawn(move || {
@@ -186,13 +201,23 @@ impl TestServer {
         self.shared.advertised()
     }
 
-    /// A connection string naming the replica set, for any MongoDB driver.
+    /// A connection string for any MongoDB driver: naming the replica set,
+    /// or for a standalone a direct connection (there is no set to name).
     pub fn uri(&self) -> String {
-        format!(
-            "mongodb://{}/?replicaSet={}",
-            self.host_port(),
-            commands::SET_NAME
-        )
+        if self.is_standalone() {
+            format!("mongodb://{}/?directConnection=true", self.host_port())
+        } else {
+            format!(
+                "mongodb://{}/?replicaSet={}",
+                self.host_port(),
+                commands::SET_NAME
+            )
+        }
+    }
+
+    /// Whether it was started with [`Builder::standalone`].
+    pub fn is_standalone(&self) -> bool {
+        self.shared.with_store(|s| s.is_standalone())
     }
 
     // ---- faults (see `faults` for their semantics) ----

@@ -32,12 +32,17 @@ pub struct StoreConfig {
     /// Capacity of `local.oplog.rs` in bytes; small values make the oplog
     /// roll over quickly, for gap tests.
     pub oplog_max_bytes: u64,
+    /// A standalone `mongod` (started without `--replSet`) instead of a
+    /// replica set primary: no oplog, no replica set configuration, no
+    /// cluster time. The one switch every standalone difference checks.
+    pub standalone: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             oplog_max_bytes: 256 * 1024 * 1024,
+            standalone: false,
         }
     }
 }
@@ -46,6 +51,8 @@ impl Default for StoreConfig {
 pub struct Store {
     dbs: BTreeMap<String, BTreeMap<String, Collection>>,
     clock: OplogClock,
+    /// See [`StoreConfig::standalone`].
+    standalone: bool,
     /// Bumped on every change; awaitData cursors wait for it to move.
     pub version: u64,
 }
@@ -76,8 +83,18 @@ impl Store {
         let mut store = Store {
             dbs: BTreeMap::new(),
             clock: OplogClock::default(),
+            standalone: config.standalone,
             version: 0,
         };
+        store.put_internal(
+            "admin",
+            "system.version",
+            doc! { "_id": "featureCompatibilityVersion", "version": "7.0" },
+        );
+        if config.standalone {
+            // A standalone mongod has no oplog and no replica set config.
+            return store;
+        }
         // What a freshly initiated single-node replica set holds.
         let size = config.oplog_max_bytes.max(4096);
         let oplog_opts = doc! { "capped": true, "size": size as i64, "autoIndexId": false };
@@ -86,11 +103,6 @@ impl Store {
         store
             .coll_map(OPLOG_DB)
             .insert(OPLOG_COLL.to_string(), oplog);
-        store.put_internal(
-            "admin",
-            "system.version",
-            doc! { "_id": "featureCompatibilityVersion", "version": "7.0" },
-        );
         store.put_internal(
             "local",
             "system.replset",
@@ -126,13 +138,29 @@ impl Store {
         DateTime::now()
     }
 
-    /// The newest optime: `operationTime` and `$clusterTime` of replies.
+    /// Whether this is a standalone server (see [`StoreConfig::standalone`]).
+    pub fn is_standalone(&self) -> bool {
+        self.standalone
+    }
+
+    /// The newest optime (hello's `lastWrite`, replSetGetStatus' optimes).
     pub fn last_optime(&self) -> Timestamp {
         self.clock.last()
     }
 
-    /// Appends to the oplog, stamping a fresh timestamp.
+    /// The `operationTime` and `$clusterTime` replies carry: None on a
+    /// standalone, which has no cluster time and sends neither field.
+    pub fn cluster_time(&self) -> Option<Timestamp> {
+        (!self.standalone).then(|| self.clock.last())
+    }
+
+    /// Appends to the oplog, stamping a fresh timestamp. A standalone has
+    /// no oplog: nothing is logged and the clock does not move, so every
+    /// write path can call this without knowing the topology.
     pub fn log(&mut self, entry: PendingEntry) -> Timestamp {
+        if self.standalone {
+            return self.clock.last();
+        }
         let now = Self::now();
         let ts = self.clock.next(now);
         let doc = entry.stamp(ts, now);
@@ -638,6 +666,14 @@ mod tests {
     fn store() -> Store {
         Store::new(&StoreConfig {
             oplog_max_bytes: 64 * 1024,
+            ..StoreConfig::default()
+        })
+    }
+
+    fn standalone() -> Store {
+        Store::new(&StoreConfig {
+            standalone: true,
+            ..StoreConfig::default()
         })
     }
 
@@ -750,5 +786,50 @@ mod tests {
             .collect();
         assert_eq!(ops, ["dropDatabase", "drop", "drop"]);
         assert!(!s.database_names().contains(&"app".to_string()));
+    }
+
+    #[test]
+    fn standalone_has_no_oplog_and_no_replica_set_config() {
+        let s = standalone();
+        assert!(s.is_standalone());
+        assert!(s.collection("local", "oplog.rs").is_none());
+        assert!(s.collection("local", "system.replset").is_none());
+        assert!(!s.database_names().contains(&"local".to_string()));
+        assert!(
+            s.collection("admin", "system.version").is_some(),
+            "the FCV document exists on every mongod"
+        );
+        assert_eq!(s.cluster_time(), None);
+    }
+
+    #[test]
+    fn standalone_writes_apply_but_log_nothing() {
+        let mut s = standalone();
+        s.insert("app", "c", doc! {"_id": 1, "a": 1}).unwrap();
+        s.create_index("app", "c", doc! {"v": 2, "key": {"a": 1}, "name": "a_1"})
+            .unwrap();
+        s.insert("app", "c", doc! {"_id": 2}).unwrap();
+        s.drop_collection("app", "c").unwrap();
+        s.insert("app", "d", doc! {"_id": 1}).unwrap();
+        assert_eq!(s.collection("app", "d").unwrap().len(), 1);
+        s.drop_database("app").unwrap();
+        s.noop("periodic noop");
+        assert!(s.collection("local", "oplog.rs").is_none());
+        assert_eq!(
+            s.last_optime(),
+            Timestamp {
+                time: 0,
+                increment: 0
+            }
+        );
+        assert_eq!(s.cluster_time(), None);
+    }
+
+    #[test]
+    fn replica_set_replies_carry_the_newest_optime() {
+        let mut s = store();
+        let ts = s.insert("app", "c", doc! {"_id": 1}).unwrap();
+        assert_eq!(s.cluster_time(), Some(ts));
+        assert!(!s.is_standalone());
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// An in-memory MongoDB 7.0-compatible single-node replica set, for tests.
+/// An in-memory MongoDB 7.0-compatible single-node replica set (or, with
+/// --standalone, a standalone mongod), for tests.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -25,6 +26,10 @@ struct Args {
     /// Seconds between periodic no-op oplog entries while idle (0: never).
     #[arg(long, default_value_t = 10)]
     noop_interval_secs: u64,
+    /// Run as a standalone mongod (no replica set, no oplog, no cluster
+    /// time) instead of a single-node replica set primary.
+    #[arg(long)]
+    standalone: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +50,9 @@ fn main() -> std::process::ExitCode {
         );
     if let Some(h) = args.advertise_host {
         builder = builder.advertise_host(h);
+    }
+    if args.standalone {
+        builder = builder.standalone();
     }
     let server = match builder.start() {
         Ok(s) => s,

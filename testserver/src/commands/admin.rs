@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use bson::{doc, oid::ObjectId, Bson, DateTime, Document, RawDocumentBuf};
+use bson::{doc, oid::ObjectId, Bson, DateTime, Document, RawDocumentBuf, Timestamp};
 
 use super::{raw, Ctx};
 use crate::error::{codes, CmdResult, CommandError};
@@ -20,8 +20,11 @@ fn election_id() -> ObjectId {
     ObjectId::from_bytes([0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1])
 }
 
-/// `hello` / `isMaster`: a single-node replica set primary. The legacy
-/// spelling answers `ismaster`, the new one `isWritablePrimary`, as 7.0 does.
+/// `hello` / `isMaster`: a single-node replica set primary, or a standalone
+/// mongod, which reports only that it is writable (no `setName`, `hosts`,
+/// `secondary`, `primary`, `me`, `setVersion`, `electionId`, `lastWrite`).
+/// The legacy spelling answers `ismaster`, the new one `isWritablePrimary`,
+/// as 7.0 does.
 pub fn hello(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDocumentBuf> {
     if let Ok(client) = cmd.get_document("client") {
         if let Ok(app) = client
@@ -31,9 +34,6 @@ pub fn hello(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDocument
             *lock(&ctx.conn.app_name) = Some(app.to_string());
         }
     }
-    let me = ctx.shared.advertised();
-    let last = ctx.shared.with_store(|s| s.last_optime());
-    let last_write = DateTime::from_millis(i64::from(last.time) * 1000);
     let mut d = Document::new();
     if name == "hello" {
         d.insert("isWritablePrimary", true);
@@ -43,22 +43,26 @@ pub fn hello(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDocument
         }
         d.insert("ismaster", true);
     }
-    d.insert("hosts", vec![me.clone()]);
-    d.insert("setName", SET_NAME);
-    d.insert("setVersion", 1);
-    d.insert("secondary", false);
-    d.insert("primary", me.clone());
-    d.insert("me", me);
-    d.insert("electionId", election_id());
-    d.insert(
-        "lastWrite",
-        doc! {
-            "opTime": { "ts": last, "t": crate::oplog::TERM },
-            "lastWriteDate": last_write,
-            "majorityOpTime": { "ts": last, "t": crate::oplog::TERM },
-            "majorityWriteDate": last_write,
-        },
-    );
+    if let Some(last) = replica_set_optime(ctx) {
+        let me = ctx.shared.advertised();
+        let last_write = DateTime::from_millis(i64::from(last.time) * 1000);
+        d.insert("hosts", vec![me.clone()]);
+        d.insert("setName", SET_NAME);
+        d.insert("setVersion", 1);
+        d.insert("secondary", false);
+        d.insert("primary", me.clone());
+        d.insert("me", me);
+        d.insert("electionId", election_id());
+        d.insert(
+            "lastWrite",
+            doc! {
+                "opTime": { "ts": last, "t": crate::oplog::TERM },
+                "lastWriteDate": last_write,
+                "majorityOpTime": { "ts": last, "t": crate::oplog::TERM },
+                "majorityWriteDate": last_write,
+            },
+        );
+    }
     d.insert("maxBsonObjectSize", MAX_BSON_SIZE as i32);
     d.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
     d.insert("maxWriteBatchSize", 100_000);
@@ -70,6 +74,13 @@ pub fn hello(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDocument
     d.insert("readOnly", false);
     d.insert("ok", 1.0);
     raw(d)
+}
+
+/// The newest optime when this server is a replica set member; None on a
+/// standalone, which has no replication state to report.
+fn replica_set_optime(ctx: &Ctx<'_>) -> Option<Timestamp> {
+    ctx.shared
+        .with_store(|s| (!s.is_standalone()).then(|| s.last_optime()))
 }
 
 pub fn build_info() -> CmdResult<RawDocumentBuf> {
@@ -103,14 +114,12 @@ pub fn server_status(ctx: &Ctx<'_>) -> CmdResult<RawDocumentBuf> {
     let uptime = shared.started.elapsed();
     let current = shared.connections_current.load(Ordering::Relaxed) as i32;
     let me = shared.advertised();
-    let (last, oplog_bytes) = shared.with_store(|s| {
-        let bytes = s
-            .collection(crate::oplog::OPLOG_DB, crate::oplog::OPLOG_COLL)
+    let oplog_bytes = shared.with_store(|s| {
+        s.collection(crate::oplog::OPLOG_DB, crate::oplog::OPLOG_COLL)
             .map(|c| c.data_bytes as i64)
-            .unwrap_or(0);
-        (s.last_optime(), bytes)
+            .unwrap_or(0)
     });
-    raw(doc! {
+    let mut status = doc! {
         "host": me.clone(),
         "version": VERSION,
         "process": "mongod",
@@ -124,23 +133,37 @@ pub fn server_status(ctx: &Ctx<'_>) -> CmdResult<RawDocumentBuf> {
             "available": 838_860 - current,
             "totalCreated": shared.connections_total.load(Ordering::Relaxed) as i32,
         },
-        "repl": {
-            "setName": SET_NAME,
-            "setVersion": 1,
-            "isWritablePrimary": true,
-            "secondary": false,
-            "primary": me.clone(),
-            "me": me,
-            "lastWrite": { "opTime": { "ts": last, "t": crate::oplog::TERM } },
-        },
-        "storageEngine": { "name": "inMemory", "oplogBytes": oplog_bytes },
-        "ok": 1.0,
-    })
+    };
+    // mongod leaves the `repl` section out when replication is off.
+    if let Some(last) = replica_set_optime(ctx) {
+        status.insert(
+            "repl",
+            doc! {
+                "setName": SET_NAME,
+                "setVersion": 1,
+                "isWritablePrimary": true,
+                "secondary": false,
+                "primary": me.clone(),
+                "me": me,
+                "lastWrite": { "opTime": { "ts": last, "t": crate::oplog::TERM } },
+            },
+        );
+    }
+    status.insert(
+        "storageEngine",
+        doc! { "name": "inMemory", "oplogBytes": oplog_bytes },
+    );
+    status.insert("ok", 1.0);
+    raw(status)
 }
 
+/// On a standalone this fails as mongod's `checkReplEnabledForCommand`
+/// does: NoReplicationEnabled (76), "not running with --replSet".
 pub fn repl_set_get_status(ctx: &Ctx<'_>) -> CmdResult<RawDocumentBuf> {
+    let Some(last) = replica_set_optime(ctx) else {
+        return Err(not_running_with_repl_set());
+    };
     let me = ctx.shared.advertised();
-    let last = ctx.shared.with_store(|s| s.last_optime());
     let optime = doc! { "ts": last, "t": crate::oplog::TERM };
     let optime_date = DateTime::from_millis(i64::from(last.time) * 1000);
     let uptime = ctx.shared.started.elapsed().as_secs() as i32;
@@ -175,6 +198,23 @@ pub fn repl_set_get_status(ctx: &Ctx<'_>) -> CmdResult<RawDocumentBuf> {
         }],
         "ok": 1.0,
     })
+}
+
+fn not_running_with_repl_set() -> CommandError {
+    CommandError::new(codes::NO_REPLICATION_ENABLED, "not running with --replSet")
+}
+
+/// The command line this server would have been started with.
+pub fn get_cmd_line_opts(ctx: &Ctx<'_>) -> CmdResult<RawDocumentBuf> {
+    let (argv, parsed) = if ctx.shared.with_store(|s| s.is_standalone()) {
+        (vec!["mongod"], Document::new())
+    } else {
+        (
+            vec!["mongod", "--replSet", SET_NAME],
+            doc! { "replication": { "replSet": SET_NAME } },
+        )
+    };
+    raw(doc! { "argv": argv, "parsed": parsed, "ok": 1.0 })
 }
 
 /// The parameters a client may reasonably ask for.

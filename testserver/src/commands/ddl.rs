@@ -60,7 +60,9 @@ pub fn create(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
 pub fn drop(ctx: &Ctx<'_>, cmd: &Document) -> CmdResult<RawDocumentBuf> {
     let name = target_collection(cmd, "drop")?;
     validate_collection_name(ctx.db, name)?;
-    if ctx.db == crate::oplog::OPLOG_DB && name == crate::oplog::OPLOG_COLL {
+    // Only a live oplog is protected; a standalone has none to protect.
+    let replicating = !ctx.shared.with_store(|s| s.is_standalone());
+    if replicating && ctx.db == crate::oplog::OPLOG_DB && name == crate::oplog::OPLOG_COLL {
         return Err(CommandError::new(
             codes::ILLEGAL_OPERATION,
             "can't drop live oplog while replicating",

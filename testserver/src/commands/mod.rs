@@ -1,5 +1,6 @@
 //! Command dispatch: fault injection, the handler for each command name,
-//! and the fields every reply carries (`$clusterTime`, `operationTime`).
+//! and the fields every replica set reply carries (`$clusterTime`,
+//! `operationTime`).
 
 mod admin;
 pub use admin::SET_NAME;
@@ -123,11 +124,7 @@ async fn dispatch(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDoc
             "authInfo": { "authenticatedUsers": [], "authenticatedUserRoles": [] },
             "ok": 1.0,
         }),
-        "getCmdLineOpts" => raw(doc! {
-            "argv": ["mongod", "--replSet", "rs0"],
-            "parsed": { "replication": { "replSet": "rs0" } },
-            "ok": 1.0,
-        }),
+        "getCmdLineOpts" => admin::get_cmd_line_opts(ctx),
         "getLog" => raw(doc! { "totalLinesWritten": 0, "log": [], "ok": 1.0 }),
         "whatsmyuri" => raw(doc! { "you": ctx.conn.peer.to_string(), "ok": 1.0 }),
         "hostInfo" => admin::host_info(),
@@ -154,14 +151,16 @@ async fn dispatch(ctx: &Ctx<'_>, name: &str, cmd: &Document) -> CmdResult<RawDoc
     }
 }
 
-/// Adds the cluster-time fields a replica set member puts on every reply.
+/// Adds the cluster-time fields a replica set member puts on every reply;
+/// a standalone has no cluster time and sends neither.
 fn finish(shared: &Shared, result: CmdResult<RawDocumentBuf>) -> RawDocumentBuf {
     let mut reply = match result {
         Ok(r) => r,
         Err(e) => raw_or_internal(&e.to_reply()),
     };
-    let ts = shared.with_store(|s| s.last_optime());
-    append_cluster_time(&mut reply, ts);
+    if let Some(ts) = shared.with_store(|s| s.cluster_time()) {
+        append_cluster_time(&mut reply, ts);
+    }
     reply
 }
 
@@ -217,32 +216,7 @@ pub fn target_collection<'a>(cmd: &'a Document, name: &str) -> CmdResult<&'a str
     }
 }
 
-/// MongoDB's names for BSON types, as used in its error messages.
-pub fn type_name(v: &Bson) -> &'static str {
-    match v {
-        Bson::Double(_) => "double",
-        Bson::String(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Array(_) => "array",
-        Bson::Binary(_) => "binData",
-        Bson::Undefined => "undefined",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "regex",
-        Bson::DbPointer(_) => "dbPointer",
-        Bson::JavaScriptCode(_) => "javascript",
-        Bson::Symbol(_) => "symbol",
-        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
-        Bson::Int32(_) => "int",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::Int64(_) => "long",
-        Bson::Decimal128(_) => "decimal",
-        Bson::MaxKey => "maxKey",
-        Bson::MinKey => "minKey",
-    }
-}
+pub use crate::compare::type_name;
 
 /// A non-negative integer argument (any numeric BSON type, as mongod
 /// accepts).
