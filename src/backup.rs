@@ -49,6 +49,87 @@ pub struct BackupRequest {
     pub note: Option<String>,
 }
 
+/// Why a configured job cannot be turned into a backup request.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{config}: there is no job \"{job}\"; the jobs are: {known}")]
+    UnknownJob {
+        config: PathBuf,
+        job: String,
+        known: String,
+    },
+    #[error("job \"{job}\" is an incremental job, and incremental backups are not supported yet")]
+    Incremental { job: String },
+    #[error("{config}: {source}")]
+    Uri {
+        config: PathBuf,
+        #[source]
+        source: Box<crate::config::ConfigError>,
+    },
+}
+
+impl BackupRequest {
+    /// The request for a configured job. The source's URI is resolved now
+    /// (from the file, the environment or the config), not when loaded,
+    /// so a rotated credential is picked up by the next run.
+    pub fn for_job(
+        cfg: &crate::config::Config,
+        name: &str,
+        note: Option<String>,
+    ) -> Result<BackupRequest, JobError> {
+        use crate::config::JobKind;
+        let job = cfg.jobs.get(name).ok_or_else(|| JobError::UnknownJob {
+            config: cfg.path.clone(),
+            job: name.to_string(),
+            known: cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        if job.kind == JobKind::Incremental {
+            return Err(JobError::Incremental {
+                job: name.to_string(),
+            });
+        }
+        // Validation guarantees that a job's source and storage exist.
+        let (Some(src), Some(store)) =
+            (cfg.sources.get(&job.source), cfg.storage.get(&job.storage))
+        else {
+            return Err(JobError::UnknownJob {
+                config: cfg.path.clone(),
+                job: name.to_string(),
+                known: String::new(),
+            });
+        };
+        let uri = src.resolve_uri().map_err(|source| JobError::Uri {
+            config: cfg.path.clone(),
+            source: Box::new(source),
+        })?;
+        let compression = match job.compression {
+            crate::config::CompressionSetting::None => Compression::none(),
+            crate::config::CompressionSetting::Gzip { level } => Compression {
+                kind: crate::storage::CompressionKind::Gzip,
+                level: level as i32,
+            },
+            crate::config::CompressionSetting::Zstd { level } => Compression::zstd(level),
+        };
+        Ok(BackupRequest {
+            job: name.to_string(),
+            source_name: src.name.clone(),
+            uri,
+            storage_root: store.path.clone(),
+            kind: if job.kind == JobKind::Manual {
+                BackupKind::Manual
+            } else {
+                BackupKind::Full
+            },
+            compression,
+            selection: job.selection.clone(),
+            include_users: job.include_users,
+            parallel_collections: job.parallel_collections,
+            connect_timeout: src.connect_timeout,
+            note,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BackupOutcome {
     pub path: PathBuf,

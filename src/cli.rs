@@ -2,6 +2,7 @@
 //! failures to messages and sysexits-style exit codes.
 
 mod commands;
+mod daemon_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,37 @@ pub enum Command {
         /// Give up after this many seconds if no server answers.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+    },
+    /// Run the daemon: back up the configured jobs on their schedules.
+    /// SIGHUP reloads the configuration, SIGTERM/SIGINT stop gracefully.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the configuration and show each job's next 5 runs.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show the next runs of every scheduled job (from the configuration
+    /// file the daemon reads).
+    Next {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How many runs per job.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Show the run history the daemon recorded, newest first.
+    History {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this job's runs.
+        #[arg(long)]
+        job: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Take one full backup now and exit 0 only if it is complete.
     Backup(BackupArgs),

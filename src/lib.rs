@@ -10,6 +10,24 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod history;
 pub mod restore;
+pub mod schedule;
 pub mod source;
 pub mod storage;
+
+/// An error with its causes, as one line (what logs and mails show).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::{exit, BackupArgs, Command, ConfigArg, RestoreArgs};
 use crate::backup::{self, BackupError, BackupRequest};
 use crate::catalog::{self, BackupKind, BackupStatus};
-use crate::config::{self, CompressionSetting, Config, JobKind, Selection};
+use crate::config::{self, Config, Selection};
 use crate::restore::{self, NsMapper, RestoreError, RestoreOptions};
 use crate::source;
 use crate::storage::{Compression, StorageError};
@@ -17,6 +17,10 @@ use crate::storage::{Compression, StorageError};
 pub async fn run(command: Command) -> u8 {
     match command {
         Command::Ping { uri, timeout_secs } => ping(&uri, Duration::from_secs(timeout_secs)).await,
+        Command::Run { config } => super::daemon_cmd::run(&config).await,
+        Command::CheckConfig { config } => super::daemon_cmd::check_config(&config, 5, true),
+        Command::Next { config, count } => super::daemon_cmd::check_config(&config, count, false),
+        Command::History { config, job, limit } => super::daemon_cmd::history(&config, job, limit),
         Command::Backup(args) => backup_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
         Command::Verify { dir } => verify_cmd(&dir),
@@ -28,7 +32,7 @@ pub async fn run(command: Command) -> u8 {
     }
 }
 
-fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
+pub(super) fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
     eprintln!("mongo-backupd: {msg}");
     code
 }
@@ -58,7 +62,7 @@ fn cancel_on_signals() -> CancellationToken {
     token
 }
 
-fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
+pub(super) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
     let path = arg.path();
     config::load(&path).map_err(|errors| {
         eprintln!(
@@ -70,17 +74,6 @@ fn load_config(arg: &ConfigArg) -> Result<Config, u8> {
     })
 }
 
-fn compression_of(setting: CompressionSetting) -> Compression {
-    match setting {
-        CompressionSetting::None => Compression::none(),
-        CompressionSetting::Gzip { level } => Compression {
-            kind: crate::storage::CompressionKind::Gzip,
-            level: level as i32,
-        },
-        CompressionSetting::Zstd { level } => Compression::zstd(level),
-    }
-}
-
 fn request_from_config(args: &BackupArgs) -> Result<BackupRequest, u8> {
     let cfg = load_config(&args.config)?;
     let Some(name) = &args.job else {
@@ -89,60 +82,12 @@ fn request_from_config(args: &BackupArgs) -> Result<BackupRequest, u8> {
             exit::USAGE,
         ));
     };
-    let Some(job) = cfg.jobs.get(name) else {
-        let known: Vec<&str> = cfg.jobs.keys().map(String::as_str).collect();
-        return Err(fail(
-            format!(
-                "{}: there is no job \"{name}\"; the jobs are: {}",
-                cfg.path.display(),
-                known.join(", ")
-            ),
-            exit::CONFIG,
-        ));
-    };
-    if job.kind == JobKind::Incremental {
-        return Err(fail(
-            format!("job \"{name}\" is an incremental job; `backup` takes full backups (incrementals arrive with the daemon)"),
-            exit::USAGE,
-        ));
-    }
-    let src = cfg.sources.get(&job.source).ok_or_else(|| {
-        fail(
-            format!(
-                "job \"{name}\" names source \"{}\", which is not configured",
-                job.source
-            ),
-            exit::CONFIG,
-        )
-    })?;
-    let uri = src
-        .resolve_uri()
-        .map_err(|e| fail(format!("{}: {e}", cfg.path.display()), exit::CONFIG))?;
-    let store = cfg.storage.get(&job.storage).ok_or_else(|| {
-        fail(
-            format!(
-                "job \"{name}\" names storage \"{}\", which is not configured",
-                job.storage
-            ),
-            exit::CONFIG,
-        )
-    })?;
-    Ok(BackupRequest {
-        job: name.clone(),
-        source_name: src.name.clone(),
-        uri,
-        storage_root: store.path.clone(),
-        kind: if job.kind == JobKind::Manual {
-            BackupKind::Manual
-        } else {
-            BackupKind::Full
-        },
-        compression: compression_of(job.compression),
-        selection: job.selection.clone(),
-        include_users: job.include_users,
-        parallel_collections: job.parallel_collections,
-        connect_timeout: src.connect_timeout,
-        note: args.note.clone(),
+    BackupRequest::for_job(&cfg, name, args.note.clone()).map_err(|e| {
+        let code = match e {
+            backup::JobError::Incremental { .. } => exit::USAGE,
+            _ => exit::CONFIG,
+        };
+        fail(e, code)
     })
 }
 
@@ -221,20 +166,7 @@ async fn backup_cmd(args: BackupArgs) -> u8 {
     }
 }
 
-/// An error with its causes, as one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
+use crate::error_chain;
 
 async fn restore_cmd(args: RestoreArgs) -> u8 {
     let namespaces = match NsMapper::new(

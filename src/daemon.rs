@@ -1,0 +1,397 @@
+//! The service: runs the configured jobs on their schedules until told to
+//! stop, reloads its configuration on request, and records every run.
+//!
+//! Control arrives as [`Control`] messages (the CLI turns SIGHUP, SIGTERM
+//! and SIGINT into them), so the loop is the same under systemd, in a
+//! terminal and in tests. Scheduling decisions are the pure functions of
+//! [`crate::schedule`]; this module only applies them against the wall
+//! clock, waking at least every 30 s because timers are monotonic and the
+//! wall clock can jump (suspend, NTP steps).
+
+pub mod notify;
+mod runs;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::{self, Config, JobKind};
+use crate::schedule::{self, FireOutcome, JobState, JobTiming, StartupDecision};
+pub use notify::Notifier;
+use runs::{RunDone, Runs};
+
+/// The longest the loop sleeps before looking at the wall clock again.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// What the outside world asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the configuration (SIGHUP); a broken file is rejected and
+    /// the running configuration kept.
+    Reload,
+    /// Stop scheduling, let running backups finish within the grace
+    /// period, then cancel them (SIGTERM, SIGINT).
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("the configuration is invalid:\n{0}")]
+    Config(config::ConfigErrors),
+}
+
+/// A job as the scheduler holds it.
+struct ScheduledJob {
+    job: config::Job,
+    /// None for jobs that are not scheduled (manual without a schedule,
+    /// disabled, or kinds not supported yet).
+    timing: Option<JobTiming>,
+    state: JobState,
+}
+
+/// Whether the daemon schedules this job, and if not, why (for the log).
+fn timing_of(job: &config::Job) -> Result<Option<JobTiming>, String> {
+    if !job.enabled {
+        return Ok(None);
+    }
+    if job.kind == JobKind::Incremental {
+        return Err(format!(
+            "Job \"{}\" is an incremental job; incremental backups are not supported yet, so it is not scheduled.",
+            job.name
+        ));
+    }
+    Ok(JobTiming::from_job(job))
+}
+
+fn schedule_jobs(
+    cfg: &Config,
+    last_fires: &BTreeMap<String, DateTime<Utc>>,
+) -> BTreeMap<String, ScheduledJob> {
+    cfg.jobs
+        .iter()
+        .map(|(name, job)| {
+            let timing = timing_of(job).unwrap_or_else(|why| {
+                tracing::warn!(job = %name, "{why}");
+                None
+            });
+            let state = JobState::new(last_fires.get(name).copied());
+            (
+                name.clone(),
+                ScheduledJob {
+                    job: job.clone(),
+                    timing,
+                    state,
+                },
+            )
+        })
+        .collect()
+}
+
+pub struct Daemon {
+    config: Config,
+    jobs: BTreeMap<String, ScheduledJob>,
+    runs: Runs,
+    notifier: Notifier,
+}
+
+impl Daemon {
+    /// Loads the configuration; an invalid one is an error (exit 78).
+    pub fn load(path: &std::path::Path, notifier: Notifier) -> Result<Daemon, DaemonError> {
+        let config = config::load(path).map_err(DaemonError::Config)?;
+        let last_fires = match schedule::load_state(&config.daemon.state_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("{e} Starting without the record of past runs: missed runs cannot be caught up this time.");
+                BTreeMap::new()
+            }
+        };
+        let jobs = schedule_jobs(&config, &last_fires);
+        let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent_jobs.max(1)));
+        Ok(Daemon {
+            runs: Runs::new(permits, config.daemon.state_dir.clone()),
+            config,
+            jobs,
+            notifier,
+        })
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.config.path.clone()
+    }
+
+    /// Runs until a `Control::Shutdown` (or the control channel closing).
+    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        let now = Utc::now();
+        self.startup(now);
+        let scheduled = self.jobs.values().filter(|j| j.timing.is_some()).count();
+        tracing::info!(
+            "mongo-backupd {} started with {} ({} jobs, {scheduled} scheduled).",
+            env!("CARGO_PKG_VERSION"),
+            self.config.path.display(),
+            self.jobs.len()
+        );
+        self.notifier.ready(&format!("{scheduled} jobs scheduled"));
+        let watchdog = self.notifier.watchdog_interval();
+        loop {
+            let now = Utc::now();
+            self.tick(now);
+            let sleep = self.next_wake(now, watchdog);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                msg = control.recv() => match msg {
+                    Some(Control::Reload) => self.reload(),
+                    Some(Control::Shutdown) | None => break,
+                },
+                Some(done) = self.runs.finished() => self.finished(done),
+            }
+            if watchdog.is_some() {
+                self.notifier.watchdog();
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn startup(&mut self, now: DateTime<Utc>) {
+        let mut fires = Vec::new();
+        for (name, sj) in &mut self.jobs {
+            let Some(timing) = &sj.timing else { continue };
+            let decision = schedule::on_startup(timing, sj.state.last_fire, now);
+            match &decision {
+                StartupDecision::RunNow {
+                    missed,
+                    skipped_count,
+                    ..
+                } => tracing::info!(
+                    job = %name,
+                    "The run scheduled for {} was missed while the daemon was down; running it now (catching up){}.",
+                    missed.to_rfc3339(),
+                    if *skipped_count > 0 { format!("; {skipped_count} older missed runs are not run") } else { String::new() }
+                ),
+                StartupDecision::Missed {
+                    missed,
+                    skipped_count,
+                    latest,
+                    ..
+                } => tracing::warn!(
+                    job = %name,
+                    "{skipped_count} scheduled runs were missed while the daemon was down (the latest, {}, is outside the catch-up window, so none is run now); first missed: {}.",
+                    latest.to_rfc3339(),
+                    missed.first().map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+                StartupDecision::NothingMissed => {}
+            }
+            if let Some(FireOutcome::Fired { scheduled }) = sj.state.apply_startup(&decision, now) {
+                fires.push((name.clone(), scheduled));
+            }
+        }
+        for (name, scheduled) in fires {
+            self.start(&name, scheduled);
+        }
+        self.save_state();
+    }
+
+    fn tick(&mut self, now: DateTime<Utc>) {
+        let mut fires = Vec::new();
+        let mut changed = false;
+        for (name, sj) in &mut self.jobs {
+            let Some(timing) = &sj.timing else { continue };
+            let before = sj.state.last_fire;
+            match sj.state.apply_tick(timing, now) {
+                Some(FireOutcome::Fired { scheduled }) => fires.push((name.clone(), scheduled)),
+                Some(FireOutcome::SkippedOverlap { scheduled }) => {
+                    tracing::warn!(
+                        job = %name,
+                        "The run scheduled for {} was skipped: the previous run of this job is still going ({} runs skipped so far).",
+                        scheduled.to_rfc3339(),
+                        sj.state.skipped_overlaps
+                    );
+                    self.runs.record_skipped(name, sj.job.kind, scheduled);
+                }
+                _ => {}
+            }
+            changed |= sj.state.last_fire != before;
+        }
+        for (name, scheduled) in fires {
+            self.start(&name, scheduled);
+        }
+        if changed {
+            self.save_state();
+        }
+    }
+
+    fn start(&mut self, name: &str, scheduled: DateTime<Utc>) {
+        let Some(sj) = self.jobs.get(name) else {
+            return;
+        };
+        let request = crate::backup::BackupRequest::for_job(&self.config, name, None);
+        self.runs.start(name, sj.job.kind, scheduled, request);
+    }
+
+    fn finished(&mut self, done: RunDone) {
+        if let Some(sj) = self.jobs.get_mut(&done.job) {
+            sj.state.finish();
+        }
+    }
+
+    fn next_wake(&self, now: DateTime<Utc>, watchdog: Option<Duration>) -> Duration {
+        let mut wake = watchdog.map_or(MAX_SLEEP, |w| w.min(MAX_SLEEP));
+        for sj in self.jobs.values() {
+            let Some(timing) = &sj.timing else { continue };
+            if let Some(next) =
+                schedule::next_fire(timing, sj.state.last_fire.unwrap_or(now).max(now))
+            {
+                let until = (next - now).to_std().unwrap_or(Duration::ZERO);
+                wake = wake.min(until);
+            }
+        }
+        wake
+    }
+
+    fn save_state(&self) {
+        let fires: BTreeMap<String, DateTime<Utc>> = self
+            .jobs
+            .iter()
+            .filter_map(|(n, sj)| sj.state.last_fire.map(|t| (n.clone(), t)))
+            .collect();
+        if let Err(e) = schedule::save_state(&self.config.daemon.state_dir, &fires) {
+            tracing::error!(
+                "{e} Missed runs cannot be caught up after a restart until this is fixed."
+            );
+        }
+    }
+
+    /// Applies a changed configuration without touching running backups;
+    /// a broken file leaves everything as it was.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        let path = self.config.path.clone();
+        let new = match config::load(&path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    "The reloaded configuration {} has {} errors (listed above); still running the previous configuration. Fix the file and reload again.",
+                    path.display(),
+                    errors.0.len()
+                );
+                self.notifier
+                    .ready("configuration reload rejected; previous configuration active");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+        for name in self.jobs.keys() {
+            if !new.jobs.contains_key(name) {
+                removed.push(name.clone());
+            }
+        }
+        for name in &removed {
+            self.jobs.remove(name);
+        }
+        for (name, job) in &new.jobs {
+            match self.jobs.get_mut(name) {
+                Some(sj) if sj.job == *job => {}
+                Some(sj) => {
+                    let timing = timing_of(job).unwrap_or_else(|why| {
+                        tracing::warn!(job = %name, "{why}");
+                        None
+                    });
+                    let schedule_changed =
+                        sj.job.schedule != job.schedule || sj.job.timezone != job.timezone;
+                    sj.job = job.clone();
+                    sj.timing = timing;
+                    if schedule_changed {
+                        // The new schedule starts now: its past fires are not due.
+                        sj.state.last_fire = Some(now);
+                    }
+                    changed.push(name.clone());
+                }
+                None => {
+                    let timing = timing_of(job).unwrap_or_else(|why| {
+                        tracing::warn!(job = %name, "{why}");
+                        None
+                    });
+                    let state = JobState::new(Some(now));
+                    self.jobs.insert(
+                        name.clone(),
+                        ScheduledJob {
+                            job: job.clone(),
+                            timing,
+                            state,
+                        },
+                    );
+                    added.push(name.clone());
+                }
+            }
+        }
+        let old = &self.config.daemon;
+        let mut needs_restart = Vec::new();
+        if old.state_dir != new.daemon.state_dir {
+            needs_restart.push("daemon.state_dir");
+        }
+        if old.log_file != new.daemon.log_file || old.log_rotation != new.daemon.log_rotation {
+            needs_restart.push("daemon.log_file/log_rotation");
+        }
+        if old.log_level != new.daemon.log_level {
+            needs_restart.push("daemon.log_level");
+        }
+        if old.max_concurrent_jobs != new.daemon.max_concurrent_jobs {
+            needs_restart.push("daemon.max_concurrent_jobs");
+        }
+        let keep_daemon = old.clone();
+        self.config = new;
+        // Settings that cannot change live keep their running values.
+        self.config.daemon.state_dir = keep_daemon.state_dir;
+        self.config.daemon.log_file = keep_daemon.log_file;
+        self.config.daemon.log_rotation = keep_daemon.log_rotation;
+        self.config.daemon.log_level = keep_daemon.log_level;
+        self.config.daemon.max_concurrent_jobs = keep_daemon.max_concurrent_jobs;
+        let list = |v: &Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        tracing::info!(
+            "Reloaded {}: jobs added: {}; removed: {}; changed: {}. Running backups were not interrupted.",
+            path.display(),
+            list(&added),
+            list(&removed),
+            list(&changed)
+        );
+        if !needs_restart.is_empty() {
+            tracing::warn!(
+                "These settings changed but only take effect after a restart (systemctl restart mongo-backupd): {}.",
+                needs_restart.join(", ")
+            );
+        }
+        self.save_state();
+        let scheduled = self.jobs.values().filter(|j| j.timing.is_some()).count();
+        self.notifier.ready(&format!("{scheduled} jobs scheduled"));
+    }
+
+    async fn shutdown(mut self) {
+        self.notifier.stopping();
+        let grace = self.config.daemon.shutdown_grace;
+        let running = self.runs.running();
+        if running > 0 {
+            tracing::info!(
+                "Stopping: waiting up to {} s for {running} running backups to finish.",
+                grace.as_secs()
+            );
+        } else {
+            tracing::info!("Stopping: no backup is running.");
+        }
+        self.runs.drain(grace).await;
+        self.save_state();
+        tracing::info!("mongo-backupd stopped.");
+    }
+}

@@ -1,0 +1,210 @@
+//! Backup runs started by the scheduler: at most `max_concurrent_jobs` at
+//! a time (the rest wait for a permit), each cancellable, each recorded in
+//! the run history and logged with its job name and backup id.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::backup::{self, BackupError, BackupRequest, JobError};
+use crate::config::JobKind;
+use crate::history::{self, RunRecord, RunResult};
+
+/// A run has ended (whatever its result).
+#[derive(Debug)]
+pub struct RunDone {
+    pub job: String,
+}
+
+struct Active {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct Runs {
+    permits: Arc<Semaphore>,
+    state_dir: PathBuf,
+    done_tx: mpsc::UnboundedSender<RunDone>,
+    done_rx: mpsc::UnboundedReceiver<RunDone>,
+    active: HashMap<String, Active>,
+}
+
+fn kind_name(kind: JobKind) -> String {
+    match kind {
+        JobKind::Full => "full",
+        JobKind::Incremental => "incremental",
+        JobKind::Manual => "manual",
+    }
+    .to_string()
+}
+
+/// A suggestion for the operator, for the failures that have an obvious one.
+fn advice(e: &BackupError) -> &'static str {
+    match e {
+        _ if e.is_unreachable() => " Check that MongoDB is running and reachable from this host.",
+        BackupError::Storage(s) if s.is_disk_full() => {
+            " Free space on the backup storage or point the job at a larger filesystem."
+        }
+        BackupError::OplogRolledOver { .. } => " Enlarge the oplog or make the backup faster.",
+        _ => "",
+    }
+}
+
+fn record(state_dir: &std::path::Path, rec: &RunRecord) {
+    if let Err(e) = history::append(state_dir, rec) {
+        tracing::error!(job = %rec.job, "{e} This run is missing from the run history.");
+    }
+}
+
+impl Runs {
+    pub fn new(permits: Arc<Semaphore>, state_dir: PathBuf) -> Runs {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Runs {
+            permits,
+            state_dir,
+            done_tx,
+            done_rx,
+            active: HashMap::new(),
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The next run to end; None never happens while `self` lives (it holds
+    /// a sender), so the scheduler's select loop can wait on it forever.
+    pub async fn finished(&mut self) -> Option<RunDone> {
+        let done = self.done_rx.recv().await?;
+        self.active.remove(&done.job);
+        Some(done)
+    }
+
+    pub fn record_skipped(&self, job: &str, kind: JobKind, scheduled: DateTime<Utc>) {
+        let now = Utc::now();
+        record(
+            &self.state_dir,
+            &RunRecord {
+                job: job.to_string(),
+                kind: kind_name(kind),
+                scheduled: Some(scheduled),
+                started: now,
+                finished: now,
+                result: RunResult::Skipped,
+                error: None,
+                backup_id: None,
+                bytes: None,
+                documents: None,
+                note: Some("the previous run of this job was still going".into()),
+                requested_by: None,
+            },
+        );
+    }
+
+    /// Starts a run; it waits for a permit if `max_concurrent_jobs` runs
+    /// are already going.
+    pub fn start(
+        &mut self,
+        job: &str,
+        kind: JobKind,
+        scheduled: DateTime<Utc>,
+        request: Result<BackupRequest, JobError>,
+    ) {
+        let cancel = CancellationToken::new();
+        let (permits, state_dir, done_tx) = (
+            self.permits.clone(),
+            self.state_dir.clone(),
+            self.done_tx.clone(),
+        );
+        let (name, token) = (job.to_string(), cancel.clone());
+        let task = tokio::spawn(async move {
+            let queued = Utc::now();
+            let permit = tokio::select! {
+                p = permits.acquire_owned() => p.ok(),
+                _ = token.cancelled() => None,
+            };
+            let started = Utc::now();
+            let mut rec = RunRecord {
+                job: name.clone(),
+                kind: kind_name(kind),
+                scheduled: Some(scheduled),
+                started,
+                finished: started,
+                result: RunResult::Cancelled,
+                error: None,
+                backup_id: None,
+                bytes: None,
+                documents: None,
+                note: None,
+                requested_by: None,
+            };
+            if permit.is_some() {
+                if (started - queued).num_seconds() > 0 {
+                    tracing::info!(job = %name, "Started after waiting {} s for another job to finish (max_concurrent_jobs).", (started - queued).num_seconds());
+                }
+                match request {
+                    Err(e) => {
+                        tracing::error!(job = %name, "The scheduled backup of job \"{name}\" cannot run: {e}.");
+                        rec.result = RunResult::Failed;
+                        rec.error = Some(e.to_string());
+                    }
+                    Ok(req) => match backup::run(&req, &token, started).await {
+                        Ok(out) => {
+                            rec.result = RunResult::Success;
+                            rec.backup_id = Some(out.manifest.id.clone());
+                            rec.bytes = Some(out.bytes());
+                            rec.documents = Some(out.documents());
+                        }
+                        Err(BackupError::Cancelled) => {
+                            tracing::warn!(job = %name, "The backup of job \"{name}\" was cancelled before it completed; nothing was kept.");
+                            rec.note = Some("cancelled at shutdown".into());
+                        }
+                        Err(e) => {
+                            let chain = crate::error_chain(&e);
+                            tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", advice(&e));
+                            rec.result = RunResult::Failed;
+                            rec.error = Some(chain);
+                        }
+                    },
+                }
+            }
+            rec.finished = Utc::now();
+            record(&state_dir, &rec);
+            drop(permit);
+            let _ = done_tx.send(RunDone { job: name });
+        });
+        self.active.insert(job.to_string(), Active { cancel, task });
+    }
+
+    /// Waits up to `grace` for running backups, then cancels the rest and
+    /// waits for them to clean up (a cancelled backup removes its partial
+    /// directory before its task ends).
+    pub async fn drain(&mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.active.is_empty() {
+            match tokio::time::timeout_at(deadline, self.finished()).await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if self.active.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            "The shutdown grace period is over: cancelling {} running backups (their partial output is removed).",
+            self.active.len()
+        );
+        for a in self.active.values() {
+            a.cancel.cancel();
+        }
+        for (_, a) in self.active.drain() {
+            let _ = a.task.await;
+        }
+    }
+}
