@@ -1,0 +1,378 @@
+//! The daemon as systemd runs it: the real binary with a seconds-level
+//! schedule against the test server (or MONGODB_TEST_URI), real signals,
+//! and a notification socket standing in for systemd.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use common::client;
+use mongo_testserver::harness::Target;
+
+/// A running daemon with its files.
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    notify: UnixDatagram,
+}
+
+fn config_text(dir: &Path, uri: &str, db: &str, schedule: &str, grace: &str) -> String {
+    format!(
+        r#"[daemon]
+state_dir = "{state}"
+shutdown_grace = "{grace}"
+
+[sources.prod]
+uri = "{uri}"
+
+[storage.local]
+type = "local"
+path = "{storage}"
+
+[jobs.fast]
+source = "prod"
+storage = "local"
+kind = "full"
+schedule = "{schedule}"
+compression = "none"
+include = ["{db}"]
+"#,
+        state = dir.join("state").display(),
+        storage = dir.join("backups").display(),
+    )
+}
+
+impl Daemon {
+    fn start_in(dir: tempfile::TempDir, config: &str) -> Daemon {
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let socket = dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&socket);
+        let notify = UnixDatagram::bind(&socket).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = common::bin()
+            .args(["run", "--config"])
+            .arg(dir.path().join("config.toml"))
+            .env("NOTIFY_SOCKET", &socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+            notify,
+        };
+        d.expect_notify("READY=1");
+        d
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// The next notification must start with `prefix` (30 s bound).
+    fn expect_notify(&self, prefix: &str) -> String {
+        let mut buf = [0u8; 1024];
+        let n = self
+            .notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {prefix} notification: {e}\n{}", self.log()));
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            msg.starts_with(prefix),
+            "expected {prefix}, got {msg:?}\n{}",
+            self.log()
+        );
+        msg
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    fn write_config(&self, text: &str) {
+        std::fs::write(self.path("config.toml"), text).unwrap();
+    }
+
+    /// Complete backups of job `fast`, and whether a partial one exists.
+    fn backups(&self) -> (usize, bool) {
+        let entries: Vec<String> = std::fs::read_dir(self.path("backups/fast"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let partial = entries.iter().any(|e| e.starts_with(".partial-"));
+        (
+            entries.iter().filter(|e| !e.starts_with('.')).count(),
+            partial,
+        )
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.expect_notify("STOPPING=1");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn seed(target: &Target, db: &str, n: i32) {
+    client(&target.uri())
+        .await
+        .database(db)
+        .collection::<Document>("c")
+        .insert_many((0..n).map(|i| doc! { "_id": i, "pad": "x".repeat(50) }))
+        .await
+        .unwrap();
+}
+
+/// Makes every getMore of mongo-backupd wait, so a backup takes a while.
+async fn slow_backups(target: &Target, ms: i32) {
+    client(&target.uri())
+        .await
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "alwaysOn",
+            "data": { "failCommands": ["getMore"], "blockConnection": true, "blockTimeMS": ms, "appName": "mongo-backupd" } })
+        .await
+        .unwrap();
+}
+
+async fn fast_backups(target: &Target) {
+    let _ = client(&target.uri())
+        .await
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await;
+}
+
+#[tokio::test]
+async fn backups_happen_on_schedule_and_sigterm_stops_cleanly() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_sched");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "10s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("two scheduled backups", Duration::from_secs(30), |d| {
+        d.backups().0 >= 2
+    });
+    // A setting that cannot change live is named, and the rest applies.
+    d.write_config(&cfg.replace("/state\"", "/state2\""));
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    d.expect_notify("READY=1");
+    let status = d.stop();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("Backup completed") && log.contains("job=fast"),
+        "{log}"
+    );
+    assert!(
+        log.contains("These settings changed but only take effect after a restart"),
+        "state_dir is not live: {log}"
+    );
+    d.write_config(&cfg); // the history lives in the first state_dir
+    let history = common::run(&[
+        "history",
+        "--config",
+        &d.path("config.toml").display().to_string(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&history.stdout)
+            .matches("success")
+            .count()
+            >= 2,
+        "{}",
+        common::text(&history)
+    );
+}
+
+#[tokio::test]
+async fn sighup_applies_a_new_schedule_and_keeps_the_old_one_on_errors() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_reload");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let never_soon = config_text(dir.path(), &target.uri(), &db, "0 0 1 1 *", "10s");
+    let mut d = Daemon::start_in(dir, &never_soon);
+    let broken = config_text(d.dir.path(), &target.uri(), &db, "0 25 * * *", "10s")
+        .replace("compression", "compresion");
+    d.write_config(&broken);
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    d.expect_notify("READY=1");
+    let log = d.log();
+    assert!(
+        log.contains("jobs.fast.schedule") && log.contains("hour 25"),
+        "{log}"
+    );
+    assert!(log.contains("compresion"), "every error is logged: {log}");
+    assert!(
+        log.contains("still running the previous configuration"),
+        "{log}"
+    );
+    assert_eq!(d.backups().0, 0);
+    d.write_config(&config_text(
+        d.dir.path(),
+        &target.uri(),
+        &db,
+        "* * * * * *",
+        "10s",
+    ));
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    d.expect_notify("READY=1");
+    d.wait_for(
+        "a backup on the new schedule",
+        Duration::from_secs(30),
+        |d| d.backups().0 >= 1,
+    );
+    assert!(d.log().contains("changed: fast"), "{}", d.log());
+    assert!(d.stop().success());
+}
+
+#[tokio::test]
+async fn sigterm_mid_backup_cancels_after_the_grace_period_and_leaves_nothing() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_term");
+    seed(&target, &db, 5000).await;
+    slow_backups(&target, 400).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "1s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("a backup in progress", Duration::from_secs(30), |d| {
+        d.backups().1
+    });
+    let status = d.stop();
+    fast_backups(&target).await;
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert_eq!(
+        d.backups(),
+        (0, false),
+        "no partial and no complete backup\n{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(log.contains("grace period is over"), "{log}");
+    assert!(log.contains("was cancelled before it completed"), "{log}");
+}
+
+#[tokio::test]
+async fn an_overlapping_fire_is_skipped_and_logged() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_overlap");
+    seed(&target, &db, 3000).await;
+    slow_backups(&target, 500).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "30s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("a skipped fire", Duration::from_secs(30), |d| {
+        d.log()
+            .contains("was skipped: the previous run of this job is still going")
+    });
+    fast_backups(&target).await;
+    assert!(d.stop().success());
+    let history = common::run(&[
+        "history",
+        "--config",
+        &d.path("config.toml").display().to_string(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("skipped"),
+        "{}",
+        common::text(&history)
+    );
+}
+
+#[tokio::test]
+async fn a_missed_fire_inside_the_catch_up_window_runs_once_after_a_restart() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_missed");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    // The daemon last fired its daily job two days ago: today's midnight
+    // run was missed (inside the one-day window), yesterday's is too old.
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    std::fs::write(
+        dir.path().join("state/schedule-state.json"),
+        format!(r#"{{"version":1,"jobs":{{"fast":{{"last_fire":"{two_days_ago}"}}}}}}"#),
+    )
+    .unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "0 0 * * *", "30s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("the catch-up backup", Duration::from_secs(30), |d| {
+        d.backups().0 == 1
+    });
+    assert!(
+        d.log()
+            .contains("running it now (catching up); 1 older missed runs are not run"),
+        "{}",
+        d.log()
+    );
+    assert!(d.stop().success());
+    // Started again, nothing is due: the missed run is not repeated.
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    drop(d);
+    let mut again = Daemon::start_in(dir, &cfg);
+    assert!(again.stop().success());
+    assert_eq!(again.backups(), (1, false), "{}", again.log());
+    assert!(!again.log().contains("catching up"), "{}", again.log());
+}
