@@ -212,7 +212,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    // The daemon sets up its own logging from its configuration.
+    if !matches!(cli.command, Command::Run { .. }) {
+        init_logging();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

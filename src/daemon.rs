@@ -38,12 +38,6 @@ pub enum Control {
     Shutdown,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error("the configuration is invalid:\n{0}")]
-    Config(config::ConfigErrors),
-}
-
 /// A job as the scheduler holds it.
 struct ScheduledJob {
     job: config::Job,
@@ -99,9 +93,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Loads the configuration; an invalid one is an error (exit 78).
-    pub fn load(path: &std::path::Path, notifier: Notifier) -> Result<Daemon, DaemonError> {
-        let config = config::load(path).map_err(DaemonError::Config)?;
+    /// A daemon for a loaded configuration; reads the record of past runs
+    /// from its state directory.
+    pub fn new(config: Config, notifier: Notifier) -> Daemon {
         let last_fires = match schedule::load_state(&config.daemon.state_dir) {
             Ok(s) => s,
             Err(e) => {
@@ -111,12 +105,12 @@ impl Daemon {
         };
         let jobs = schedule_jobs(&config, &last_fires);
         let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent_jobs.max(1)));
-        Ok(Daemon {
+        Daemon {
             runs: Runs::new(permits, config.daemon.state_dir.clone()),
             config,
             jobs,
             notifier,
-        })
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {

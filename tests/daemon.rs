@@ -50,6 +50,10 @@ include = ["{db}"]
 
 impl Daemon {
     fn start_in(dir: tempfile::TempDir, config: &str) -> Daemon {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    fn start_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let socket = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&socket);
@@ -62,6 +66,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(dir.path().join("config.toml"))
             .env("NOTIFY_SOCKET", &socket)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -97,6 +102,26 @@ impl Daemon {
             self.log()
         );
         msg
+    }
+
+    /// Reads notifications until one starts with `prefix`, skipping
+    /// watchdog pings; returns how many pings it skipped.
+    fn expect_past_pings(&self, prefix: &str) -> usize {
+        let mut pings = 0;
+        loop {
+            let mut buf = [0u8; 1024];
+            let n = self
+                .notify
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no {prefix}: {e}\n{}", self.log()));
+            let msg = String::from_utf8_lossy(&buf[..n]);
+            if msg == "WATCHDOG=1" {
+                pings += 1;
+                continue;
+            }
+            assert!(msg.starts_with(prefix), "expected {prefix}, got {msg:?}");
+            return pings;
+        }
     }
 
     fn signal(&self, sig: &str) {
@@ -375,4 +400,37 @@ async fn a_missed_fire_inside_the_catch_up_window_runs_once_after_a_restart() {
     assert!(again.stop().success());
     assert_eq!(again.backups(), (1, false), "{}", again.log());
     assert!(!again.log().contains("catching up"), "{}", again.log());
+}
+
+#[tokio::test]
+async fn logs_go_to_the_configured_file_and_the_watchdog_is_fed() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_logs");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let log_file = dir.path().join("logs/mongo-backupd.log");
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "10s").replace(
+        "[daemon]\n",
+        &format!(
+            "[daemon]\nlog_file = \"{}\"\nlog_rotation = \"never\"\n",
+            log_file.display()
+        ),
+    );
+    let mut d = Daemon::start_with_env(dir, &cfg, &[("WATCHDOG_USEC", "200000")]);
+    d.wait_for("a backup", Duration::from_secs(30), |d| d.backups().0 >= 1);
+    d.signal("-TERM");
+    let pings = d.expect_past_pings("STOPPING=1");
+    assert!(pings >= 1, "the watchdog was pinged while running");
+    let mut child = d.child.take().unwrap();
+    assert!(child.wait().unwrap().success());
+    let written = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        written.contains("started with") && written.contains("Backup completed"),
+        "{written}"
+    );
+    assert!(
+        written.contains("mongo-backupd stopped."),
+        "flushed at exit: {written}"
+    );
 }

@@ -8,8 +8,12 @@ use tokio::sync::mpsc;
 use super::commands::{fail, load_config};
 use super::{exit, ConfigArg};
 use crate::config::{self, JobKind};
-use crate::daemon::{Control, Daemon, DaemonError, Notifier};
+use crate::daemon::{Control, Daemon, Notifier};
 use crate::history::{self, HistoryFilter};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Turns SIGHUP into Reload and SIGTERM/SIGINT into Shutdown. Registered
 /// before anything else, so a signal during start-up is never fatal.
@@ -44,9 +48,9 @@ pub async fn run(arg: &ConfigArg) -> u8 {
         }
     };
     let path = arg.path();
-    let daemon = match Daemon::load(&path, Notifier::from_env()) {
-        Ok(d) => d,
-        Err(DaemonError::Config(errors)) => {
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
             eprintln!(
                 "mongo-backupd: the configuration {} is invalid:",
                 path.display()
@@ -55,8 +59,68 @@ pub async fn run(arg: &ConfigArg) -> u8 {
             return exit::CONFIG;
         }
     };
-    daemon.run(control).await;
+    // Held until exit: dropping it flushes the file log.
+    let _log = match init_logging(&config.daemon) {
+        Ok(g) => g,
+        Err(e) => return fail(e, exit::CONFIG),
+    };
+    Daemon::new(config, Notifier::from_env()).run(control).await;
     0
+}
+
+/// The daemon's logs: stderr (the journal under systemd) and, when
+/// `log_file` is set, that file rotated as configured. The file writer is
+/// non-lossy: when the disk is slow, logging waits rather than dropping
+/// lines an operator may need. `MONGO_BACKUPD_LOG` overrides the level.
+fn init_logging(settings: &config::DaemonSettings) -> Result<Option<WorkerGuard>, String> {
+    let level: tracing::Level = settings.log_level.into();
+    let filter = || {
+        std::env::var("MONGO_BACKUPD_LOG")
+            .ok()
+            .and_then(|v| EnvFilter::try_new(v).ok())
+            .unwrap_or_else(|| EnvFilter::new(level.as_str().to_lowercase()))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_filter(filter());
+    let (file, guard) = match &settings.log_file {
+        None => (None, None),
+        Some(path) => {
+            let (dir, name) = match (path.parent(), path.file_name()) {
+                (Some(d), Some(n)) => (d.to_path_buf(), n.to_os_string()),
+                _ => return Err(format!("daemon.log_file {} names no file", path.display())),
+            };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
+            let rotation = match settings.log_rotation {
+                config::LogRotation::Daily => tracing_appender::rolling::Rotation::DAILY,
+                config::LogRotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
+                config::LogRotation::Never => tracing_appender::rolling::Rotation::NEVER,
+            };
+            let appender = tracing_appender::rolling::RollingFileAppender::builder()
+                .rotation(rotation)
+                .filename_prefix(name.to_string_lossy())
+                .build(&dir)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(filter());
+            (Some(layer), Some(guard))
+        }
+    };
+    // A subscriber set by an earlier call (tests, embedding) stays.
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .try_init();
+    Ok(guard)
 }
 
 /// `check-config` (with `details`) and `next`.
