@@ -434,3 +434,68 @@ async fn logs_go_to_the_configured_file_and_the_watchdog_is_fed() {
         "flushed at exit: {written}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_during_a_backup_does_not_interrupt_it() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_reload_busy");
+    seed(&target, &db, 3000).await;
+    slow_backups(&target, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "30s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("a backup in progress", Duration::from_secs(30), |d| {
+        d.backups().1
+    });
+    // A new schedule that will not fire again soon.
+    d.write_config(&config_text(
+        d.dir.path(),
+        &target.uri(),
+        &db,
+        "0 0 1 1 *",
+        "30s",
+    ));
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    d.expect_notify("READY=1");
+    fast_backups(&target).await;
+    d.wait_for(
+        "the running backup to complete",
+        Duration::from_secs(30),
+        |d| d.backups() == (1, false),
+    );
+    let log = d.log();
+    assert!(
+        log.contains("changed: fast") && log.contains("Running backups were not interrupted"),
+        "{log}"
+    );
+    assert!(!log.contains("cancelled"), "{log}");
+    assert!(d.stop().success());
+    assert_eq!(
+        d.backups(),
+        (1, false),
+        "no run on the old schedule after the reload"
+    );
+}
+
+#[tokio::test]
+async fn max_concurrent_jobs_queues_the_rest() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_queue");
+    seed(&target, &db, 3000).await;
+    slow_backups(&target, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let mut cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "30s")
+        .replace("[daemon]\n", "[daemon]\nmax_concurrent_jobs = 1\n");
+    cfg.push_str(&cfg[cfg.find("[jobs.fast]").unwrap()..].replace("[jobs.fast]", "[jobs.other]"));
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("a queued job", Duration::from_secs(30), |d| {
+        d.log().contains(
+            "is due but waits: the maximum number of jobs (max_concurrent_jobs) is running",
+        )
+    });
+    fast_backups(&target).await;
+    assert!(d.stop().success());
+}

@@ -124,10 +124,18 @@ impl Runs {
         );
         let (name, token) = (job.to_string(), cancel.clone());
         let task = tokio::spawn(async move {
-            let queued = Utc::now();
-            let permit = tokio::select! {
-                p = permits.acquire_owned() => p.ok(),
-                _ = token.cancelled() => None,
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    tracing::info!(
+                        job = %name,
+                        "Job \"{name}\" is due but waits: the maximum number of jobs (max_concurrent_jobs) is running."
+                    );
+                    tokio::select! {
+                        p = permits.acquire_owned() => p.ok(),
+                        _ = token.cancelled() => None,
+                    }
+                }
             };
             let started = Utc::now();
             let mut rec = RunRecord {
@@ -145,9 +153,6 @@ impl Runs {
                 requested_by: None,
             };
             if permit.is_some() {
-                if (started - queued).num_seconds() > 0 {
-                    tracing::info!(job = %name, "Started after waiting {} s for another job to finish (max_concurrent_jobs).", (started - queued).num_seconds());
-                }
                 match request {
                     Err(e) => {
                         tracing::error!(job = %name, "The scheduled backup of job \"{name}\" cannot run: {e}.");
