@@ -273,9 +273,13 @@ async fn sighup_applies_a_new_schedule_and_keeps_the_old_one_on_errors() {
     seed(&target, &db, 10).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    let never_soon = config_text(dir.path(), &target.uri(), &db, "0 0 1 1 *", "10s");
-    let mut d = Daemon::start_in(dir, &never_soon);
-    let broken = config_text(d.dir.path(), &target.uri(), &db, "0 25 * * *", "10s")
+    let every_second = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "10s");
+    let mut d = Daemon::start_in(dir, &every_second);
+    d.wait_for("a first backup", Duration::from_secs(30), |d| {
+        d.backups().0 >= 1
+    });
+    let broken = every_second
+        .replace("* * * * * *", "0 25 * * *")
         .replace("compression", "compresion");
     d.write_config(&broken);
     d.signal("-HUP");
@@ -291,23 +295,29 @@ async fn sighup_applies_a_new_schedule_and_keeps_the_old_one_on_errors() {
         log.contains("still running the previous configuration"),
         "{log}"
     );
-    assert_eq!(d.backups().0, 0);
-    d.write_config(&config_text(
-        d.dir.path(),
-        &target.uri(),
-        &db,
-        "* * * * * *",
-        "10s",
-    ));
+    let before = d.backups().0;
+    d.wait_for(
+        "the old schedule to keep running",
+        Duration::from_secs(30),
+        |d| d.backups().0 > before,
+    );
+    // A valid change applies: from now on the backups are gzip.
+    d.write_config(&every_second.replace("compression = \"none\"", "compression = \"gzip\""));
     d.signal("-HUP");
     d.expect_notify("RELOADING=1");
     d.expect_notify("READY=1");
-    d.wait_for(
-        "a backup on the new schedule",
-        Duration::from_secs(30),
-        |d| d.backups().0 >= 1,
-    );
     assert!(d.log().contains("changed: fast"), "{}", d.log());
+    let gzip = |d: &Daemon| {
+        std::fs::read_dir(d.path("backups/fast")).unwrap().any(|e| {
+            let p = e.unwrap().path();
+            p.join(&db).join("c.bson.gz").is_file()
+        })
+    };
+    d.wait_for(
+        "a backup with the new settings",
+        Duration::from_secs(30),
+        gzip,
+    );
     assert!(d.stop().success());
 }
 
