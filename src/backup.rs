@@ -198,6 +198,33 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<BackupOutcome, BackupError> {
     let started = Instant::now();
+    let id = new_backup_id(req.kind, now);
+    tracing::info!(job = %req.job, backup_id = %id, "Backup started.");
+    let result = run_as(req, cancel, now, &id, started).await;
+    if let Err(e) = &result {
+        let outcome = if matches!(e, BackupError::Cancelled) {
+            "cancelled"
+        } else {
+            "failed"
+        };
+        tracing::info!(
+            job = %req.job,
+            backup_id = %id,
+            result = outcome,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "Backup ended without completing ({outcome}); nothing was kept."
+        );
+    }
+    result
+}
+
+async fn run_as(
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+    id: &str,
+    started: Instant,
+) -> Result<BackupOutcome, BackupError> {
     for leftover in storage::clean_partials(&req.storage_root, &req.job)? {
         tracing::warn!(
             job = %req.job,
@@ -207,9 +234,7 @@ pub async fn run(
     }
     let client = source::connect(&req.uri, req.connect_timeout).await?;
     let info = source::describe(&client, &req.uri).await?;
-    let id = new_backup_id(req.kind, now);
-    let writer = BackupWriter::create(&req.storage_root, &req.job, &id)?;
-    tracing::info!(job = %req.job, backup_id = %id, "Backup started.");
+    let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
     let consistent = info.oplog.is_some();
     if !consistent {
         tracing::warn!(
@@ -252,7 +277,7 @@ pub async fn run(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        id: id.clone(),
+        id: id.to_string(),
         kind: req.kind,
         job: req.job.clone(),
         source: req.source_name.clone(),
@@ -282,6 +307,7 @@ pub async fn run(
     tracing::info!(
         job = %req.job,
         backup_id = %id,
+        result = "success",
         documents = outcome.documents(),
         bytes = outcome.bytes(),
         duration_ms = outcome.duration.as_millis() as u64,

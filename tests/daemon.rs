@@ -346,6 +346,11 @@ async fn sigterm_mid_backup_cancels_after_the_grace_period_and_leaves_nothing() 
     let log = d.log();
     assert!(log.contains("grace period is over"), "{log}");
     assert!(log.contains("was cancelled before it completed"), "{log}");
+    assert!(
+        log.contains("Backup ended without completing (cancelled)")
+            && log.contains("result=\"cancelled\""),
+        "every run logs its end and result: {log}"
+    );
 }
 
 #[tokio::test]
