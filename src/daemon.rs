@@ -96,6 +96,13 @@ impl Daemon {
     /// A daemon for a loaded configuration; reads the record of past runs
     /// from its state directory.
     pub fn new(config: Config, notifier: Notifier) -> Daemon {
+        // systemd's StateDirectory= creates it; by hand it may not exist yet.
+        if let Err(e) = std::fs::create_dir_all(&config.daemon.state_dir) {
+            tracing::error!(
+                "Cannot create the state directory {}: {e}. Runs are not recorded and missed runs cannot be caught up until it is writable.",
+                config.daemon.state_dir.display()
+            );
+        }
         let last_fires = match schedule::load_state(&config.daemon.state_dir) {
             Ok(s) => s,
             Err(e) => {
