@@ -9,6 +9,7 @@
 //! channels, so memory does not grow with collection size.
 
 mod dump;
+pub mod incremental;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,8 +59,6 @@ pub enum JobError {
         job: String,
         known: String,
     },
-    #[error("job \"{job}\" is an incremental job, and incremental backups are not supported yet")]
-    Incremental { job: String },
     #[error("{config}: {source}")]
     Uri {
         config: PathBuf,
@@ -83,11 +82,6 @@ impl BackupRequest {
             job: name.to_string(),
             known: cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
-        if job.kind == JobKind::Incremental {
-            return Err(JobError::Incremental {
-                job: name.to_string(),
-            });
-        }
         // Validation guarantees that a job's source and storage exist.
         let (Some(src), Some(store)) =
             (cfg.sources.get(&job.source), cfg.storage.get(&job.storage))
@@ -161,6 +155,18 @@ pub enum BackupError {
     },
     #[error("the oplog rolled over during the backup: its oldest entry is now {oldest}, after the backup's start T0 = {t0}, so the changes made while copying are lost and the backup would not be consistent; enlarge the oplog (replSetResizeOplog) or make the backup faster (more parallel_collections)")]
     OplogRolledOver { t0: OpTime, oldest: OpTime },
+    #[error("oplog gap: the oplog no longer holds the entries from {from} (where the previous backup {parent} ended) to {oldest}, so the changes in between are lost to this chain; a new full backup must start a new chain (enlarge the oplog or take incrementals more often to avoid this)")]
+    OplogGap {
+        from: OpTime,
+        oldest: OpTime,
+        parent: String,
+    },
+    #[error("job \"{job}\" has no complete full backup of source \"{source_name}\" in {storage} to continue: run or schedule a full backup of that source into that storage first")]
+    NoFullYet {
+        job: String,
+        source_name: String,
+        storage: PathBuf,
+    },
     #[error("the backup was cancelled before it completed; nothing was kept")]
     Cancelled,
     #[error("{0}")]
@@ -231,6 +237,9 @@ async fn run_as(
             "Removed {}, the leftovers of an interrupted backup.",
             leftover.display()
         );
+    }
+    if req.kind == BackupKind::Incremental {
+        return run_incremental(req, cancel, now, id, started).await;
     }
     let client = source::connect(&req.uri, req.connect_timeout).await?;
     let info = source::describe(&client, &req.uri).await?;
@@ -319,6 +328,55 @@ async fn run_as(
     Ok(outcome)
 }
 
+async fn run_incremental(
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+    id: &str,
+    started: Instant,
+) -> Result<BackupOutcome, BackupError> {
+    let tip = incremental::chain_tip(&req.storage_root, &req.source_name)?.ok_or_else(|| {
+        BackupError::NoFullYet {
+            job: req.job.clone(),
+            source_name: req.source_name.clone(),
+            storage: req.storage_root.clone(),
+        }
+    })?;
+    let client = source::connect(&req.uri, req.connect_timeout).await?;
+    let info = source::describe(&client, &req.uri).await?;
+    if info.oplog.is_none() {
+        return Err(BackupError::Invalid(format!(
+            "job \"{}\": incremental backups read the oplog, and the source has none (it is not a replica set member)",
+            req.job
+        )));
+    }
+    let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
+    let (end, entries, file) = tokio::select! {
+        r = incremental::slice_since(&client, req, &writer, &tip, cancel) => r?,
+        _ = cancel.cancelled() => return Err(BackupError::Cancelled),
+    };
+    let manifest = incremental::manifest(req, id, info.version, now, &tip, end, entries, file);
+    let path = writer.commit(&manifest.to_json())?;
+    let outcome = BackupOutcome {
+        path,
+        manifest,
+        duration: started.elapsed(),
+    };
+    tracing::info!(
+        job = %req.job,
+        backup_id = %id,
+        result = "success",
+        parent = %tip.id,
+        entries,
+        bytes = outcome.bytes(),
+        duration_ms = outcome.duration.as_millis() as u64,
+        "Incremental backup completed: {entries} oplog entries since {} (after {}).",
+        tip.end,
+        tip.id
+    );
+    Ok(outcome)
+}
+
 fn storage_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -328,7 +386,7 @@ fn push_file(files: &std::sync::Mutex<Vec<FileEntry>>, entry: FileEntry) {
 }
 
 /// The timestamp of the newest oplog entry.
-async fn newest_oplog_ts(client: &Client) -> Result<Timestamp, BackupError> {
+pub(crate) async fn newest_oplog_ts(client: &Client) -> Result<Timestamp, BackupError> {
     let last = client
         .database("local")
         .collection::<Document>("oplog.rs")

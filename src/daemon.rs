@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::config::{self, Config, JobKind};
+use crate::config::{self, Config};
 use crate::schedule::{self, FireOutcome, JobState, JobTiming, StartupDecision};
 pub use notify::Notifier;
 use runs::{RunDone, Runs};
@@ -51,12 +51,6 @@ struct ScheduledJob {
 fn timing_of(job: &config::Job) -> Result<Option<JobTiming>, String> {
     if !job.enabled {
         return Ok(None);
-    }
-    if job.kind == JobKind::Incremental {
-        return Err(format!(
-            "Job \"{}\" is an incremental job; incremental backups are not supported yet, so it is not scheduled.",
-            job.name
-        ));
     }
     Ok(JobTiming::from_job(job))
 }

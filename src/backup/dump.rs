@@ -60,13 +60,13 @@ pub fn metadata_json(
 
 /// Writes bytes to a sink on a blocking thread; the async side only moves
 /// buffers, so compression never stalls the runtime.
-struct BlockingSink {
+pub(super) struct BlockingSink {
     tx: mpsc::Sender<Vec<u8>>,
     task: tokio::task::JoinHandle<Result<FileEntry, StorageError>>,
 }
 
 impl BlockingSink {
-    fn start(mut sink: FileSink) -> BlockingSink {
+    pub(super) fn start(mut sink: FileSink) -> BlockingSink {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = rx.blocking_recv() {
@@ -97,7 +97,7 @@ impl BlockingSink {
         }
     }
 
-    async fn finish(self) -> Result<FileEntry, BackupError> {
+    pub(super) async fn finish(self) -> Result<FileEntry, BackupError> {
         drop(self.tx);
         match self.task.await {
             Ok(r) => Ok(r?),
@@ -186,7 +186,7 @@ pub(super) async fn collection(
 
 /// Copies the documents of a cursor that `keep` accepts into a file, in
 /// chunks; returns how many it copied.
-async fn stream_into(
+pub(super) async fn stream_into(
     cursor: &mut mongodb::Cursor<RawDocumentBuf>,
     sink: &mut BlockingSink,
     what: &str,

@@ -82,13 +82,7 @@ fn request_from_config(args: &BackupArgs) -> Result<BackupRequest, u8> {
             exit::USAGE,
         ));
     };
-    BackupRequest::for_job(&cfg, name, args.note.clone()).map_err(|e| {
-        let code = match e {
-            backup::JobError::Incremental { .. } => exit::USAGE,
-            _ => exit::CONFIG,
-        };
-        fail(e, code)
-    })
+    BackupRequest::for_job(&cfg, name, args.note.clone()).map_err(|e| fail(e, exit::CONFIG))
 }
 
 fn request_ad_hoc(args: &BackupArgs, uri: &str, out: &Path) -> Result<BackupRequest, u8> {

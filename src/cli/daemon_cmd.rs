@@ -148,10 +148,6 @@ pub fn check_config(arg: &ConfigArg, count: usize, details: bool) -> u8 {
             job.timezone,
             if job.enabled { "" } else { ", disabled" }
         );
-        if job.kind == JobKind::Incremental {
-            println!("  not scheduled: incremental backups are not supported yet");
-            continue;
-        }
         if !job.enabled || job.schedule.is_none() {
             continue;
         }

@@ -1,0 +1,1 @@
+//! Retention (work in progress).
