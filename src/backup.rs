@@ -109,10 +109,10 @@ impl BackupRequest {
             source_name: src.name.clone(),
             uri,
             storage_root: store.path.clone(),
-            kind: if job.kind == JobKind::Manual {
-                BackupKind::Manual
-            } else {
-                BackupKind::Full
+            kind: match job.kind {
+                JobKind::Full => BackupKind::Full,
+                JobKind::Incremental => BackupKind::Incremental,
+                JobKind::Manual => BackupKind::Manual,
             },
             compression,
             selection: job.selection.clone(),

@@ -230,6 +230,52 @@ impl Daemon {
         if let Some(sj) = self.jobs.get_mut(&done.job) {
             sj.state.finish();
         }
+        if done.gap {
+            self.restart_chain(&done.job);
+        }
+    }
+
+    /// After an oplog gap, the chain cannot continue: start a full backup
+    /// of the same source into the same storage now, so the next
+    /// incremental has a base again instead of failing until the next
+    /// scheduled full.
+    fn restart_chain(&mut self, incremental: &str) {
+        let Some(inc) = self.jobs.get(incremental).map(|sj| sj.job.clone()) else {
+            return;
+        };
+        let fulls: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(_, sj)| {
+                sj.job.kind == config::JobKind::Full
+                    && sj.job.enabled
+                    && sj.job.source == inc.source
+                    && sj.job.storage == inc.storage
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let Some(full) = fulls.first() else {
+            tracing::error!(
+                job = %incremental,
+                "No enabled full backup job backs up source \"{}\" into storage \"{}\", so the broken chain cannot be restarted: add one, or run `mongo-backupd backup` for a full backup now.",
+                inc.source,
+                inc.storage
+            );
+            return;
+        };
+        let Some(sj) = self.jobs.get_mut(full) else {
+            return;
+        };
+        if sj.state.running {
+            tracing::info!(job = %full, "A full backup of job \"{full}\" is already running; it starts the new chain.");
+            return;
+        }
+        tracing::warn!(
+            job = %full,
+            "Starting full backup job \"{full}\" now, because job \"{incremental}\" found an oplog gap: the new full starts a new chain."
+        );
+        sj.state.running = true;
+        self.start(full, Utc::now());
     }
 
     fn next_wake(&self, now: DateTime<Utc>, watchdog: Option<Duration>) -> Duration {

@@ -514,3 +514,81 @@ async fn max_concurrent_jobs_queues_the_rest() {
     fast_backups(&target).await;
     assert!(d.stop().success());
 }
+
+#[tokio::test]
+async fn an_oplog_gap_starts_a_full_backup_and_a_new_chain() {
+    let target = Target::new().unwrap();
+    if target.is_external() {
+        return mongo_testserver::harness::skip_external(
+            "an_oplog_gap_starts_a_full_backup_and_a_new_chain",
+        );
+    }
+    let server = mongo_testserver::TestServer::builder()
+        .oplog_max_bytes(64 * 1024)
+        .start()
+        .unwrap();
+    let db = "gapdb";
+    let coll = client(&server.uri())
+        .await
+        .database(db)
+        .collection::<Document>("c");
+    coll.insert_one(doc! { "_id": -1 }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let base = config_text(dir.path(), &server.uri(), db, "0 0 1 1 *", "30s")
+        .replace("[jobs.fast]", "[jobs.full]");
+    let cfg = format!(
+        "{base}\n[jobs.incr]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\nschedule = \"* * * * * *\"\ninclude = [\"{db}\"]\n"
+    );
+    std::fs::write(dir.path().join("config.toml"), &cfg).unwrap();
+    let first_full = common::run(&[
+        "backup",
+        "--config",
+        &dir.path().join("config.toml").display().to_string(),
+        "--job",
+        "full",
+    ]);
+    assert!(first_full.status.success(), "{}", common::text(&first_full));
+    let mut d = Daemon::start_in(dir, &cfg);
+    let count = |d: &Daemon, job: &str| {
+        std::fs::read_dir(d.path(&format!("backups/{job}")))
+            .map(|r| {
+                r.filter(|e| {
+                    !e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with('.')
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    d.wait_for("a first incremental", Duration::from_secs(30), |d| {
+        count(d, "incr") >= 1
+    });
+    // Writes far beyond the oplog's capacity between two incrementals.
+    let pad = "z".repeat(1000);
+    coll.insert_many((0..2000).map(|i| doc! { "_id": i, "pad": pad.clone() }))
+        .await
+        .unwrap();
+    d.wait_for("the gap to start a full", Duration::from_secs(30), |d| {
+        d.log()
+            .contains("found an oplog gap: the new full starts a new chain")
+    });
+    d.wait_for("the new full", Duration::from_secs(30), |d| {
+        count(d, "full") >= 2
+    });
+    let incrementals = count(&d, "incr");
+    d.wait_for(
+        "an incremental continuing the new chain",
+        Duration::from_secs(30),
+        |d| count(d, "incr") > incrementals,
+    );
+    assert!(d.stop().success());
+    let log = d.log();
+    assert!(
+        log.contains("oplog gap: the oplog no longer holds the entries from"),
+        "{log}"
+    );
+}

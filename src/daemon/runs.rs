@@ -20,6 +20,8 @@ use crate::history::{self, RunRecord, RunResult};
 #[derive(Debug)]
 pub struct RunDone {
     pub job: String,
+    /// The run found an oplog gap: its chain cannot continue.
+    pub gap: bool,
 }
 
 struct Active {
@@ -138,6 +140,7 @@ impl Runs {
                 }
             };
             let started = Utc::now();
+            let mut gap = false;
             let mut rec = RunRecord {
                 job: name.clone(),
                 kind: kind_name(kind),
@@ -171,6 +174,7 @@ impl Runs {
                             rec.note = Some("cancelled at shutdown".into());
                         }
                         Err(e) => {
+                            gap = matches!(e, BackupError::OplogGap { .. });
                             let chain = crate::error_chain(&e);
                             tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", advice(&e));
                             rec.result = RunResult::Failed;
@@ -182,7 +186,7 @@ impl Runs {
             rec.finished = Utc::now();
             record(&state_dir, &rec);
             drop(permit);
-            let _ = done_tx.send(RunDone { job: name });
+            let _ = done_tx.send(RunDone { job: name, gap });
         });
         self.active.insert(job.to_string(), Active { cancel, task });
     }
