@@ -165,8 +165,17 @@ pub struct BackupArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RestoreArgs {
     /// The backup directory (the one holding manifest.json).
+    #[arg(long, required_unless_present = "at", conflicts_with = "at")]
+    pub from: Option<PathBuf>,
+    /// Restore to this instant (RFC 3339, e.g. 2026-11-21T10:15:00Z) or
+    /// "latest", from the full and incremental backups of --job's source.
+    #[arg(long, requires = "job")]
+    pub at: Option<String>,
+    /// The configured job whose source and storage hold the backups (with --at).
     #[arg(long)]
-    pub from: PathBuf,
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The deployment to restore into.
     #[arg(long, env = "MONGO_BACKUPD_RESTORE_URI", hide_env_values = true)]
     pub to: String,

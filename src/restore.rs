@@ -10,6 +10,7 @@
 //! instant.
 
 mod namespaces;
+pub mod pitr;
 mod replay;
 
 use std::path::{Path, PathBuf};

@@ -173,7 +173,7 @@ async fn restore_cmd(args: RestoreArgs) -> u8 {
         Err(e) => return fail(e, exit::USAGE),
     };
     let opts = RestoreOptions {
-        from: args.from.clone(),
+        from: args.from.clone().unwrap_or_default(),
         uri: args.to.clone(),
         drop: args.drop,
         namespaces,
@@ -183,9 +183,51 @@ async fn restore_cmd(args: RestoreArgs) -> u8 {
         connect_timeout: Duration::from_secs(args.timeout_secs),
     };
     let cancel = cancel_on_signals();
-    match restore::run(&opts, &cancel).await {
-        Ok((plan, summary)) => {
-            print!("{}", plan.render());
+    let (rendered, result, what) = match &args.at {
+        Some(at) => {
+            let at: restore::pitr::At = match at.parse() {
+                Ok(a) => a,
+                Err(e) => return fail(e, exit::USAGE),
+            };
+            let cfg = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let Some(job) = args.job.as_ref().and_then(|j| cfg.jobs.get(j)) else {
+                return fail(
+                    format!(
+                        "--at needs --job naming a configured job; the jobs are: {}",
+                        cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    exit::USAGE,
+                );
+            };
+            let Some(store) = cfg.storage.get(&job.storage) else {
+                return fail(
+                    format!(
+                        "job \"{}\" names storage \"{}\", which is not configured",
+                        job.name, job.storage
+                    ),
+                    exit::CONFIG,
+                );
+            };
+            let what = format!("point-in-time restore of source \"{}\"", job.source);
+            match restore::pitr::run(&store.path, &job.source, at, &opts, &cancel).await {
+                Ok((plan, summary)) => (plan.render(), Ok(summary), what),
+                Err(e) => (String::new(), Err(e), what),
+            }
+        }
+        None => {
+            let what = format!("restore from {}", opts.from.display());
+            match restore::run(&opts, &cancel).await {
+                Ok((plan, summary)) => (plan.render(), Ok(summary), what),
+                Err(e) => (String::new(), Err(e), what),
+            }
+        }
+    };
+    match result {
+        Ok(summary) => {
+            print!("{rendered}");
             if opts.dry_run {
                 println!("Dry run: nothing was written.");
             } else {
@@ -203,14 +245,7 @@ async fn restore_cmd(args: RestoreArgs) -> u8 {
                 RestoreError::Source(s) if s.is_unreachable() => exit::UNAVAILABLE,
                 _ => exit::FAILURE,
             };
-            fail(
-                format!(
-                    "restore from {} failed: {}",
-                    args.from.display(),
-                    error_chain(&e)
-                ),
-                code,
-            )
+            fail(format!("{what} failed: {}", error_chain(&e)), code)
         }
     }
 }

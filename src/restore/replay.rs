@@ -5,7 +5,7 @@
 //! their work done (a collection that exists, an index already dropped)
 //! are accepted.
 
-use bson::{doc, Bson, Document, RawDocumentBuf};
+use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::error::ErrorKind;
 use mongodb::Client;
 use tokio::sync::mpsc;
@@ -131,23 +131,36 @@ pub(super) async fn replay_backup_oplog(
     opts: &RestoreOptions,
     plan: &RestorePlan,
 ) -> Result<u64, RestoreError> {
-    let Some(record) = &plan.manifest.oplog else {
+    replay_oplog_file(client, &opts.namespaces, &plan.dir, &plan.manifest, None).await
+}
+
+/// Replays the oplog file of the backup in `dir`, stopping after the last
+/// entry at or before `until` (all of it when None).
+pub(super) async fn replay_oplog_file(
+    client: &Client,
+    namespaces: &NsMapper,
+    dir: &std::path::Path,
+    manifest: &crate::catalog::Manifest,
+    until: Option<Timestamp>,
+) -> Result<u64, RestoreError> {
+    let Some(record) = &manifest.oplog else {
         return Ok(0);
     };
-    let entry = plan.manifest.file(&record.file).cloned().ok_or_else(|| {
+    let entry = manifest.file(&record.file).cloned().ok_or_else(|| {
         RestoreError::Invalid(format!("the manifest does not list {}", record.file))
     })?;
-    let dir = plan.dir.clone();
+    let dir = dir.to_path_buf();
+    let reader_dir = dir.clone();
     let (tx, mut rx) = mpsc::channel::<Result<RawDocumentBuf, StorageError>>(256);
     let reader = tokio::task::spawn_blocking(move || {
-        let stream = match storage::open_verified(&dir, &entry) {
+        let stream = match storage::open_verified(&reader_dir, &entry) {
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
         };
-        for doc in BsonReader::new(stream, dir.join(&entry.path)) {
+        for doc in BsonReader::new(stream, reader_dir.join(&entry.path)) {
             if tx.blocking_send(doc).is_err() {
                 return;
             }
@@ -159,12 +172,17 @@ pub(super) async fn replay_backup_oplog(
     let mut applied = 0u64;
     while let Some(raw) = rx.recv().await {
         let raw = raw.map_err(|source| RestoreError::Damaged {
-            dir: plan.dir.clone(),
+            dir: dir.clone(),
             source,
         })?;
+        if let (Some(limit), Ok(ts)) = (until, raw.get_timestamp("ts")) {
+            if ts > limit {
+                break;
+            }
+        }
         let entry = Document::try_from(raw.as_ref())
             .map_err(|e| RestoreError::Invalid(format!("an oplog entry cannot be decoded: {e}")))?;
-        for op in convert(&entry, &opts.namespaces) {
+        for op in convert(&entry, namespaces) {
             if op.get_str("op") == Ok("c") {
                 applied += flush(&admin, &mut batch).await?;
                 batch_bytes = 0;
@@ -181,6 +199,7 @@ pub(super) async fn replay_backup_oplog(
         }
     }
     applied += flush(&admin, &mut batch).await?;
+    drop(rx);
     let _ = reader.await;
     Ok(applied)
 }

@@ -1,0 +1,307 @@
+//! Point-in-time restore: the newest full whose T1 is at or before the
+//! target, then its incrementals replayed in order up to the target.
+//!
+//! Everything is checked before the target is touched: the chain's
+//! continuity (each incremental names the previous backup as its parent
+//! and starts exactly where it ended) and every file's checksum. A target
+//! the chains do not cover is refused with the windows they do cover.
+
+use std::path::PathBuf;
+
+use bson::Timestamp;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::{replay, RestoreError, RestoreOptions, RestoreSummary};
+use crate::catalog::{self, BackupKind, BackupListing, Manifest, OpTime};
+use crate::source;
+use crate::storage;
+
+/// The instant to restore to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// The end of the newest chain.
+    Latest,
+    Time(DateTime<Utc>),
+}
+
+impl std::str::FromStr for At {
+    type Err = String;
+    fn from_str(s: &str) -> Result<At, String> {
+        if s == "latest" {
+            return Ok(At::Latest);
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| At::Time(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                format!(
+                    "--at takes an RFC 3339 time such as 2026-11-21T10:15:00Z, or \"latest\": {e}"
+                )
+            })
+    }
+}
+
+/// One backup of a chain, where it lives and what it holds.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PitrPlan {
+    pub full: Link,
+    /// The incrementals to replay, in order (the last one only up to the
+    /// target).
+    pub incrementals: Vec<Link>,
+    /// Entries after this are not replayed; None for `latest`.
+    pub until: Option<Timestamp>,
+    /// The instant the restored data will reflect.
+    pub restores_to: OpTime,
+}
+
+impl PitrPlan {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Point-in-time restore to {} ({}):\n  full {} (consistent as of {})\n",
+            self.restores_to.to_datetime().to_rfc3339(),
+            self.restores_to,
+            self.full.manifest.id,
+            self.full
+                .manifest
+                .oplog_end
+                .map(|t| t.to_datetime().to_rfc3339())
+                .unwrap_or_default()
+        );
+        for inc in &self.incrementals {
+            out.push_str(&format!(
+                "  then incremental {} ({} oplog entries, {} to {})\n",
+                inc.manifest.id,
+                inc.manifest.oplog.as_ref().map(|o| o.entries).unwrap_or(0),
+                inc.manifest
+                    .oplog_start
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                inc.manifest
+                    .oplog_end
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
+/// A chain: a full and the incrementals continuing it without a break.
+struct Chain {
+    links: Vec<Link>,
+    /// Why the chain stops where it does, if something follows it that
+    /// does not continue it properly.
+    broken: Option<String>,
+}
+
+impl Chain {
+    fn start(&self) -> OpTime {
+        self.links[0]
+            .manifest
+            .oplog_end
+            .unwrap_or(OpTime { t: 0, i: 0 })
+    }
+    fn end(&self) -> OpTime {
+        self.links
+            .last()
+            .and_then(|l| l.manifest.oplog_end)
+            .unwrap_or(OpTime { t: 0, i: 0 })
+    }
+}
+
+fn chains(listings: &[BackupListing], source: &str) -> Vec<Chain> {
+    let ours: Vec<Link> = listings
+        .iter()
+        .filter(|l| l.is_complete())
+        .filter_map(|l| {
+            l.manifest.clone().map(|m| Link {
+                dir: l.path.clone(),
+                manifest: m,
+            })
+        })
+        .filter(|l| l.manifest.source == source && l.manifest.consistent)
+        .collect();
+    let mut fulls: Vec<&Link> = ours
+        .iter()
+        .filter(|l| l.manifest.kind == BackupKind::Full)
+        .collect();
+    fulls.sort_by_key(|l| l.manifest.oplog_end);
+    fulls
+        .into_iter()
+        .map(|full| {
+            let mut links = vec![full.clone()];
+            let mut broken = None;
+            loop {
+                let cur = &links[links.len() - 1].manifest;
+                let next = ours.iter().find(|l| {
+                    l.manifest.kind == BackupKind::Incremental
+                        && l.manifest.parent.as_deref() == Some(cur.id.as_str())
+                });
+                let Some(next) = next else { break };
+                if next.manifest.oplog_start != cur.oplog_end {
+                    broken = Some(format!(
+                        "incremental {} starts at {} but its parent {} ends at {}",
+                        next.manifest.id,
+                        next.manifest
+                            .oplog_start
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                        cur.id,
+                        cur.oplog_end.map(|t| t.to_string()).unwrap_or_default()
+                    ));
+                    break;
+                }
+                links.push(next.clone());
+            }
+            Chain { links, broken }
+        })
+        .collect()
+}
+
+fn windows(chains: &[Chain]) -> String {
+    if chains.is_empty() {
+        return "none (no complete, consistent full backup of this source)".into();
+    }
+    chains
+        .iter()
+        .map(|c| {
+            format!(
+                "{} to {}",
+                c.start().to_datetime().to_rfc3339(),
+                c.end().to_datetime().to_rfc3339()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Works out and checks the chain for a point-in-time restore.
+pub fn plan(
+    storage_root: &std::path::Path,
+    source: &str,
+    at: At,
+) -> Result<PitrPlan, RestoreError> {
+    let listings = catalog::list_backups(storage_root, None)?;
+    let chains = chains(&listings, source);
+    let chosen = match at {
+        At::Latest => chains.iter().max_by_key(|c| c.end()),
+        At::Time(t) => chains
+            .iter()
+            .filter(|c| c.start().to_datetime() <= t)
+            .max_by_key(|c| c.start()),
+    };
+    let Some(chain) = chosen else {
+        return Err(RestoreError::Invalid(format!(
+            "no backup of source \"{source}\" in {} covers {}; the covered windows are: {}",
+            storage_root.display(),
+            describe(at),
+            windows(&chains)
+        )));
+    };
+    let until = match at {
+        At::Latest => None,
+        At::Time(t) => {
+            if t > chain.end().to_datetime() + chrono::Duration::seconds(1) {
+                let why = chain
+                    .broken
+                    .as_ref()
+                    .map(|b| format!(" (the chain stops there: {b})"))
+                    .unwrap_or_default();
+                return Err(RestoreError::Invalid(format!(
+                    "cannot restore source \"{source}\" to {}: its backups end at {}{why}; the covered windows are: {}",
+                    describe(at),
+                    chain.end().to_datetime().to_rfc3339(),
+                    windows(&chains)
+                )));
+            }
+            u32::try_from(t.timestamp()).ok().map(|s| Timestamp {
+                time: s,
+                increment: u32::MAX,
+            })
+        }
+    };
+    let full = chain.links[0].clone();
+    let incrementals: Vec<Link> = chain.links[1..]
+        .iter()
+        .filter(|l| {
+            let start: Option<Timestamp> = l.manifest.oplog_start.map(Into::into);
+            match (until, start) {
+                (Some(u), Some(s)) => s < u,
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect();
+    // Check every file the restore will read before anything is written.
+    for link in std::iter::once(&full).chain(incrementals.iter()) {
+        for file in &link.manifest.files {
+            storage::verify_file(&link.dir, file).map_err(|source| RestoreError::Damaged {
+                dir: link.dir.clone(),
+                source,
+            })?;
+        }
+    }
+    let last_end = incrementals
+        .last()
+        .unwrap_or(&full)
+        .manifest
+        .oplog_end
+        .unwrap_or(OpTime { t: 0, i: 0 });
+    let restores_to = match until {
+        Some(u) => OpTime::from(u).min(last_end),
+        None => last_end,
+    };
+    Ok(PitrPlan {
+        full,
+        incrementals,
+        until,
+        restores_to,
+    })
+}
+
+fn describe(at: At) -> String {
+    match at {
+        At::Latest => "the latest time".into(),
+        At::Time(t) => t.to_rfc3339(),
+    }
+}
+
+/// Plans, then (unless `base.dry_run`) restores the full and replays the
+/// incrementals up to the target.
+pub async fn run(
+    storage_root: &std::path::Path,
+    source_name: &str,
+    at: At,
+    base: &RestoreOptions,
+    cancel: &CancellationToken,
+) -> Result<(PitrPlan, RestoreSummary), RestoreError> {
+    let plan = plan(storage_root, source_name, at)?;
+    if base.dry_run {
+        return Ok((plan, RestoreSummary::default()));
+    }
+    let mut opts = base.clone();
+    opts.from = plan.full.dir.clone();
+    let (_, mut summary) = super::run(&opts, cancel).await?;
+    let client = source::connect(&opts.uri, opts.connect_timeout).await?;
+    for inc in &plan.incrementals {
+        let replay = replay::replay_oplog_file(
+            &client,
+            &opts.namespaces,
+            &inc.dir,
+            &inc.manifest,
+            plan.until,
+        );
+        let applied = tokio::select! {
+            r = replay => r?,
+            _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
+        };
+        summary.oplog_applied += applied;
+    }
+    Ok((plan, summary))
+}
