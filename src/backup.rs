@@ -204,7 +204,7 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<BackupOutcome, BackupError> {
     let started = Instant::now();
-    let id = new_backup_id(req.kind, now);
+    let id = unique_id(&req.storage_root, &req.job, new_backup_id(req.kind, now));
     tracing::info!(job = %req.job, backup_id = %id, "Backup started.");
     let result = run_as(req, cancel, now, &id, started).await;
     if let Err(e) = &result {
@@ -222,6 +222,26 @@ pub async fn run(
         );
     }
     result
+}
+
+/// Ids have one-second resolution; a second backup of the job within the
+/// same second (a manual run right after a scheduled one) gets a suffix
+/// (`-2`, `-3`, ...) so it sorts after the first and never collides.
+fn unique_id(root: &Path, job: &str, base: String) -> String {
+    let taken = |id: &str| {
+        let dir = root.join(job);
+        dir.join(id).exists()
+            || dir
+                .join(format!("{}{id}", storage::PARTIAL_PREFIX))
+                .exists()
+    };
+    if !taken(&base) {
+        return base;
+    }
+    (2u32..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !taken(id))
+        .unwrap_or(base)
 }
 
 async fn run_as(
@@ -252,6 +272,12 @@ async fn run_as(
             "The source has no oplog (it is not a replica set member): this backup copies each collection as it is at the moment it is read and is not consistent to one instant."
         );
     }
+    // A full after an existing chain bridges the oplog from that chain's
+    // end, so there is no unrestorable stretch between the two chains.
+    let tip = match consistent {
+        true => incremental::chain_tip(&req.storage_root, &req.source_name)?,
+        false => None,
+    };
     let work = async {
         let t0 = match consistent {
             true => Some(newest_oplog_ts(&client).await?),
@@ -260,12 +286,47 @@ async fn run_as(
         let namespaces = enumerate(&client, req).await?;
         let files = Arc::new(std::sync::Mutex::new(Vec::<FileEntry>::new()));
         let records = copy_all(&client, req, &writer, &namespaces, files.clone(), cancel).await?;
+        let mut bridge = None;
         let (t1, oplog) = match t0 {
             Some(t0) => {
                 let t1 = newest_oplog_ts(&client).await?;
                 let (entry, count) =
-                    dump::oplog_slice(&client, req, &writer, t0, t1, cancel).await?;
+                    dump::oplog_slice(&client, req, &writer, "oplog.bson", t0, t1, cancel).await?;
                 push_file(&files, entry.clone());
+                bridge = match tip.as_ref().filter(|t| Timestamp::from(t.end) < t0) {
+                    None => None,
+                    Some(t) => match dump::oplog_slice(
+                        &client,
+                        req,
+                        &writer,
+                        "oplog-bridge.bson",
+                        t.end.into(),
+                        t0,
+                        cancel,
+                    )
+                    .await
+                    {
+                        Ok((file, entries)) => {
+                            push_file(&files, file.clone());
+                            Some(crate::catalog::BridgeRecord {
+                                file: file.path,
+                                entries,
+                                from: t.end,
+                                parent: t.id.clone(),
+                            })
+                        }
+                        Err(BackupError::OplogRolledOver { .. }) => {
+                            tracing::warn!(
+                                job = %req.job,
+                                "The oplog no longer reaches back to {} where backup {} ended: point-in-time restores between then and this backup are not possible.",
+                                t.end,
+                                t.id
+                            );
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    },
+                };
                 (
                     Some(t1),
                     Some(OplogRecord {
@@ -277,9 +338,9 @@ async fn run_as(
             None => (None, None),
         };
         let files = std::mem::take(&mut *storage_lock(&files));
-        Ok::<_, BackupError>((t0, t1, records, oplog, files))
+        Ok::<_, BackupError>((t0, t1, records, oplog, files, bridge))
     };
-    let (t0, t1, collections, oplog, mut files) = tokio::select! {
+    let (t0, t1, collections, oplog, mut files, bridge) = tokio::select! {
         r = work => r?,
         _ = cancel.cancelled() => return Err(BackupError::Cancelled),
     };
@@ -303,6 +364,7 @@ async fn run_as(
         files,
         parent: None,
         note: req.note.clone(),
+        bridge,
     };
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);

@@ -19,7 +19,9 @@ mod tests;
 use std::path::PathBuf;
 
 pub use listing::{list_backups, BackupListing, BackupStatus};
-pub use manifest::{new_backup_id, BackupKind, CollectionRecord, Manifest, OpTime, OplogRecord};
+pub use manifest::{
+    new_backup_id, BackupKind, BridgeRecord, CollectionRecord, Manifest, OpTime, OplogRecord,
+};
 pub use verify::{verify_backup, Problem, ProblemKind, VerifyReport};
 
 use crate::storage::StorageError;

@@ -19,8 +19,9 @@
 //!    each of the last N distinct days that have one; the same for ISO weeks
 //!    and months ([`Reason::CalendarKeep`]). The `min_keep` newest complete
 //!    ones are kept whatever their age ([`Reason::MinKeep`]), and the newest
-//!    complete one always is ([`Reason::NewestComplete`]), so a source that
-//!    stopped working never ages out its last backup.
+//!    complete one always is (by `min_keep`, or [`Reason::NewestComplete`]
+//!    when it is 0), so a source that stopped working never ages out its
+//!    last backup.
 //! 2. A complete incremental is kept while younger than `max_age` if its
 //!    chain is complete: every parent present and complete. One whose chain
 //!    is broken (a parent missing, partial or invalid, or a loop) cannot be
@@ -66,6 +67,8 @@ mod tests_gen;
 mod tests_props;
 #[cfg(test)]
 mod tests_snapshot;
+#[cfg(test)]
+mod tests_text;
 
 use std::time::Duration;
 

@@ -187,53 +187,6 @@ async fn gzip_backups_use_mongodumps_names_and_formats() {
     let _ = src.database(&db).drop().await;
 }
 
-/// Replays `db`'s whole oplog history up to `t1` into `into`, with a
-/// conversion written here independently of the restore code: the
-/// source's exact state at T1, to compare a restore with.
-async fn state_at(
-    client: &mongodb::Client,
-    db: &str,
-    into: &str,
-    t1: bson::Timestamp,
-) -> common::Snapshot {
-    use futures_util::TryStreamExt;
-    let entries: Vec<Document> = client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .find(doc! { "ns": { "$regex": format!("^{db}\\.") }, "ts": { "$lte": t1 } })
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let admin = client.database("admin");
-    for mut e in entries {
-        e.remove("ui");
-        let ns = e
-            .get_str("ns")
-            .unwrap()
-            .replacen(&format!("{db}."), &format!("{into}."), 1);
-        e.insert("ns", ns);
-        let o = e.get_document("o").unwrap().clone();
-        let first = o.keys().next().cloned().unwrap_or_default();
-        if first == "startIndexBuild" {
-            continue;
-        }
-        if first == "commitIndexBuild" {
-            for spec in o.get_array("indexes").unwrap() {
-                let mut create = doc! { "createIndexes": o.get_str("commitIndexBuild").unwrap() };
-                create.extend(spec.as_document().unwrap().clone());
-                let mut c = e.clone();
-                c.insert("o", create);
-                admin.run_command(doc! { "applyOps": [c] }).await.unwrap();
-            }
-            continue;
-        }
-        admin.run_command(doc! { "applyOps": [e] }).await.unwrap();
-    }
-    snapshot(&client.database(into)).await
-}
-
 #[tokio::test]
 async fn writes_during_the_backup_are_captured_exactly_as_of_t1() {
     let source = Target::new().unwrap();
@@ -295,7 +248,7 @@ async fn writes_during_the_backup_are_captured_exactly_as_of_t1() {
     );
     let t1: bson::Timestamp = outcome.manifest.oplog_end.unwrap().into();
     let oracle_db = source.unique_db("oracle");
-    let expected = state_at(&src, &db, &oracle_db, t1).await;
+    let expected = common::state_at(&src, &db, &oracle_db, t1).await;
     let t = restore_target(&source, &db);
     restore::run(&restore_opts(&outcome.path, &t), &CancellationToken::new())
         .await

@@ -265,6 +265,7 @@ pub(super) async fn oplog_slice(
     client: &Client,
     req: &BackupRequest,
     writer: &BackupWriter,
+    file: &str,
     t0: Timestamp,
     t1: Timestamp,
     cancel: &CancellationToken,
@@ -293,7 +294,7 @@ pub(super) async fn oplog_slice(
             })
         }
     }
-    let mut sink = BlockingSink::start(writer.file("oplog.bson", req.compression)?);
+    let mut sink = BlockingSink::start(writer.file(file, req.compression)?);
     let entries = stream_into(&mut cursor, &mut sink, what, cancel, |e| {
         entry_selected(req, e)
     })

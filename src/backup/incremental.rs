@@ -158,5 +158,6 @@ pub(super) fn manifest(
         files: vec![file],
         parent: Some(tip.id.clone()),
         note: req.note.clone(),
+        bridge: None,
     }
 }

@@ -97,6 +97,18 @@ pub struct OplogRecord {
     pub entries: u64,
 }
 
+/// The oplog entries in (`from`, T0] of a full that continues the chain
+/// ending with backup `parent`, in their own file (`oplog.bson` stays
+/// exactly the (T0, T1] slice that mongorestore expects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeRecord {
+    pub file: String,
+    pub entries: u64,
+    pub from: OpTime,
+    pub parent: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -126,6 +138,11 @@ pub struct Manifest {
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a full taken after an existing chain: the oplog from that
+    /// chain's end to this backup's T0, so point-in-time restores can cross
+    /// from the old chain into this one without a hole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeRecord>,
 }
 
 /// Just enough of a manifest to read its version before the strict parse,

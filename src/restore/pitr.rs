@@ -51,8 +51,9 @@ pub struct Link {
 #[derive(Debug, Clone)]
 pub struct PitrPlan {
     pub full: Link,
-    /// The incrementals to replay, in order (the last one only up to the
-    /// target).
+    /// The backups whose oplog is replayed after the full, in order (the
+    /// last one only up to the target): incrementals, and fulls that
+    /// bridge from one chain into the next.
     pub incrementals: Vec<Link>,
     /// Entries after this are not replayed; None for `latest`.
     pub until: Option<Timestamp>,
@@ -143,7 +144,20 @@ fn chains(listings: &[BackupListing], source: &str) -> Vec<Chain> {
                     l.manifest.kind == BackupKind::Incremental
                         && l.manifest.parent.as_deref() == Some(cur.id.as_str())
                 });
+                // A full taken after this chain may bridge it onward.
+                let next = next.or_else(|| {
+                    ours.iter().find(|l| {
+                        l.manifest.kind == BackupKind::Full
+                            && l.manifest.bridge.as_ref().is_some_and(|b| {
+                                b.parent == cur.id && Some(b.from) == cur.oplog_end
+                            })
+                    })
+                });
                 let Some(next) = next else { break };
+                if next.manifest.kind == BackupKind::Full {
+                    links.push(next.clone());
+                    continue;
+                }
                 if next.manifest.oplog_start != cur.oplog_end {
                     broken = Some(format!(
                         "incremental {} starts at {} but its parent {} ends at {}",
@@ -207,16 +221,20 @@ pub fn plan(
     let until = match at {
         At::Latest => None,
         At::Time(t) => {
-            if t > chain.end().to_datetime() + chrono::Duration::seconds(1) {
+            // Oplog times have one-second resolution: restoring to `t`
+            // means every operation of t's second, so the chain must reach
+            // past that second.
+            if t.timestamp() >= i64::from(chain.end().t) {
                 let why = chain
                     .broken
                     .as_ref()
                     .map(|b| format!(" (the chain stops there: {b})"))
                     .unwrap_or_default();
                 return Err(RestoreError::Invalid(format!(
-                    "cannot restore source \"{source}\" to {}: its backups end at {}{why}; the covered windows are: {}",
+                    "cannot restore source \"{source}\" to {}: its backups end at {} ({}; oplog times have one-second resolution, so the last whole second covered is the one before){why}; the covered windows are: {}",
                     describe(at),
                     chain.end().to_datetime().to_rfc3339(),
+                    chain.end(),
                     windows(&chains)
                 )));
             }
@@ -230,7 +248,10 @@ pub fn plan(
     let incrementals: Vec<Link> = chain.links[1..]
         .iter()
         .filter(|l| {
-            let start: Option<Timestamp> = l.manifest.oplog_start.map(Into::into);
+            let start: Option<Timestamp> = match &l.manifest.bridge {
+                Some(b) if l.manifest.kind == BackupKind::Full => Some(b.from.into()),
+                _ => l.manifest.oplog_start.map(Into::into),
+            };
             match (until, start) {
                 (Some(u), Some(s)) => s < u,
                 _ => true,
@@ -289,19 +310,29 @@ pub async fn run(
     opts.from = plan.full.dir.clone();
     let (_, mut summary) = super::run(&opts, cancel).await?;
     let client = source::connect(&opts.uri, opts.connect_timeout).await?;
-    for inc in &plan.incrementals {
-        let replay = replay::replay_oplog_file(
-            &client,
-            &opts.namespaces,
-            &inc.dir,
-            &inc.manifest,
-            plan.until,
-        );
-        let applied = tokio::select! {
-            r = replay => r?,
-            _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
-        };
-        summary.oplog_applied += applied;
+    for link in &plan.incrementals {
+        // A bridging full contributes its bridge, then its own slice.
+        let files = link
+            .manifest
+            .bridge
+            .iter()
+            .map(|b| b.file.clone())
+            .chain(link.manifest.oplog.iter().map(|o| o.file.clone()));
+        for file in files {
+            let replay = replay::replay_oplog_file(
+                &client,
+                &opts.namespaces,
+                &link.dir,
+                &link.manifest,
+                &file,
+                plan.until,
+            );
+            let applied = tokio::select! {
+                r = replay => r?,
+                _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
+            };
+            summary.oplog_applied += applied;
+        }
     }
     Ok((plan, summary))
 }

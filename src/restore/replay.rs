@@ -131,24 +131,36 @@ pub(super) async fn replay_backup_oplog(
     opts: &RestoreOptions,
     plan: &RestorePlan,
 ) -> Result<u64, RestoreError> {
-    replay_oplog_file(client, &opts.namespaces, &plan.dir, &plan.manifest, None).await
+    match &plan.manifest.oplog {
+        Some(o) => {
+            replay_oplog_file(
+                client,
+                &opts.namespaces,
+                &plan.dir,
+                &plan.manifest,
+                &o.file,
+                None,
+            )
+            .await
+        }
+        None => Ok(0),
+    }
 }
 
-/// Replays the oplog file of the backup in `dir`, stopping after the last
+/// Replays an oplog file (`file`) of the backup in `dir`, stopping after the last
 /// entry at or before `until` (all of it when None).
 pub(super) async fn replay_oplog_file(
     client: &Client,
     namespaces: &NsMapper,
     dir: &std::path::Path,
     manifest: &crate::catalog::Manifest,
+    file: &str,
     until: Option<Timestamp>,
 ) -> Result<u64, RestoreError> {
-    let Some(record) = &manifest.oplog else {
-        return Ok(0);
-    };
-    let entry = manifest.file(&record.file).cloned().ok_or_else(|| {
-        RestoreError::Invalid(format!("the manifest does not list {}", record.file))
-    })?;
+    let entry = manifest
+        .file(file)
+        .cloned()
+        .ok_or_else(|| RestoreError::Invalid(format!("the manifest does not list {file}")))?;
     let dir = dir.to_path_buf();
     let reader_dir = dir.clone();
     let (tx, mut rx) = mpsc::channel::<Result<RawDocumentBuf, StorageError>>(256);

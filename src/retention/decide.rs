@@ -122,8 +122,12 @@ pub(super) fn decide<'p>(
                 min_keep: policy.min_keep,
             });
         }
+        // With min_keep >= 1 the newest is kept by it already; saying it
+        // twice would only lengthen the dry run.
         if let Some(&newest) = own.first() {
-            keeps[newest].push(Reason::NewestComplete);
+            if policy.min_keep == 0 {
+                keeps[newest].push(Reason::NewestComplete);
+            }
         }
     }
 

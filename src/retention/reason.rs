@@ -84,9 +84,12 @@ impl Reason {
             Reason::CalendarKeep { period, bucket } => {
                 format!("newest backup of {bucket} (keep_{period})")
             }
-            Reason::MinKeep { min_keep } => {
-                format!("one of the {min_keep} newest complete backups of its kind (min_keep)")
+            Reason::MinKeep { min_keep: 1 } => {
+                "the newest complete backup of its kind (min_keep 1)".to_string()
             }
+            Reason::MinKeep { min_keep } => format!(
+                "one of the {min_keep} newest complete backups of its kind (min_keep {min_keep})"
+            ),
             Reason::NewestComplete => {
                 "the newest complete backup of its kind, which is always kept".to_string()
             }

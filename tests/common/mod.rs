@@ -189,3 +189,49 @@ pub async fn snapshot(db: &Database) -> Snapshot {
     }
     out
 }
+
+/// Replays `db`'s whole oplog history up to `t1` into `into`, with a
+/// conversion written here independently of the restore code: the
+/// source's exact state at T1, to compare a restore with.
+pub async fn state_at(
+    client: &mongodb::Client,
+    db: &str,
+    into: &str,
+    t1: bson::Timestamp,
+) -> Snapshot {
+    let entries: Vec<Document> = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find(doc! { "ns": { "$regex": format!("^{db}\\.") }, "ts": { "$lte": t1 } })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let admin = client.database("admin");
+    for mut e in entries {
+        e.remove("ui");
+        let ns = e
+            .get_str("ns")
+            .unwrap()
+            .replacen(&format!("{db}."), &format!("{into}."), 1);
+        e.insert("ns", ns);
+        let o = e.get_document("o").unwrap().clone();
+        let first = o.keys().next().cloned().unwrap_or_default();
+        if first == "startIndexBuild" {
+            continue;
+        }
+        if first == "commitIndexBuild" {
+            for spec in o.get_array("indexes").unwrap() {
+                let mut create = doc! { "createIndexes": o.get_str("commitIndexBuild").unwrap() };
+                create.extend(spec.as_document().unwrap().clone());
+                let mut c = e.clone();
+                c.insert("o", create);
+                admin.run_command(doc! { "applyOps": [c] }).await.unwrap();
+            }
+            continue;
+        }
+        admin.run_command(doc! { "applyOps": [e] }).await.unwrap();
+    }
+    snapshot(&client.database(into)).await
+}
