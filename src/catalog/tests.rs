@@ -104,6 +104,7 @@ fn build(
         files,
         parent: None,
         note: None,
+        bridge: None,
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();
     (dir, manifest)

@@ -129,7 +129,10 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
         ("f", "i")
     };
     let mut items: Vec<Item> = Vec::new();
-    let mut head: Option<String> = None;
+    // An idle database: an incremental with nothing to copy ends where
+    // its parent ended, so equal times are common.
+    let idle = rng.below(400);
+    let mut head: Option<(String, DateTime<Utc>)> = None;
     for day in 0..span_days {
         let day_start = origin + TimeDelta::days(day);
         if rng.chance(full_rate) {
@@ -144,7 +147,7 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
                 parent: None,
             };
             if status == ItemStatus::Complete {
-                head = Some(item.id.clone());
+                head = Some((item.id.clone(), item.time));
             }
             items.push(item);
         }
@@ -153,7 +156,13 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
                 continue;
             }
             let start = day_start + secs(hour * 3600 + rng.below(120) as i64);
-            let mut parent = head.clone();
+            let mut parent = head.as_ref().map(|(id, _)| id.clone());
+            let mut time = start + secs(1 + rng.below(30) as i64);
+            if let Some((_, end)) = &head {
+                if rng.chance(idle) {
+                    time = *end;
+                }
+            }
             if rng.chance(10) && !items.is_empty() {
                 // A corrupt or hand-edited manifest: any id at all.
                 let other = rng.below(items.len() as u64) as usize;
@@ -169,11 +178,11 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
                 job: incr_job.to_string(),
                 kind: ItemKind::Incremental,
                 status,
-                time: start + secs(1 + rng.below(30) as i64),
+                time,
                 parent,
             };
             if status == ItemStatus::Complete {
-                head = Some(item.id.clone());
+                head = Some((item.id.clone(), item.time));
             }
             items.push(item);
         }
