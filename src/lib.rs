@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod history;
 pub mod restore;
+pub mod retention;
 pub mod schedule;
 pub mod source;
 pub mod storage;

@@ -65,9 +65,9 @@ impl Reason {
     /// Whether this reason keeps or deletes.
     pub fn action(&self) -> Action {
         match self {
-            Reason::Expired { .. } | Reason::BrokenChain { .. } | Reason::PartialPastGrace { .. } => {
-                Action::Delete
-            }
+            Reason::Expired { .. }
+            | Reason::BrokenChain { .. }
+            | Reason::PartialPastGrace { .. } => Action::Delete,
             _ => Action::Keep,
         }
     }

@@ -16,7 +16,11 @@ pub fn render(decisions: &[Decision], items: &[Item], now: DateTime<Utc>) -> Str
         .iter()
         .map(|it| ((it.job.as_str(), it.id.as_str(), it.status), it.time))
         .collect();
-    let time_of = |d: &Decision| times.get(&(d.job.as_str(), d.id.as_str(), d.status)).copied();
+    let time_of = |d: &Decision| {
+        times
+            .get(&(d.job.as_str(), d.id.as_str(), d.status))
+            .copied()
+    };
     let mut ordered: Vec<&Decision> = decisions.iter().collect();
     ordered.sort_by_key(|d| (Reverse(time_of(d)), Reverse(d.id.as_str()), d.job.as_str()));
 
@@ -29,7 +33,9 @@ pub fn render(decisions: &[Decision], items: &[Item], now: DateTime<Utc>) -> Str
                 other => format!("{} ({})", d.kind.as_str(), other.as_str()),
             };
             let age = match time_of(d) {
-                Some(t) if t > now => format!("in {}", days_hours((t - now).to_std().unwrap_or_default())),
+                Some(t) if t > now => {
+                    format!("in {}", days_hours((t - now).to_std().unwrap_or_default()))
+                }
                 Some(t) => days_hours((now - t).to_std().unwrap_or_default()),
                 None => "?".to_string(),
             };
@@ -77,7 +83,10 @@ pub fn render(decisions: &[Decision], items: &[Item], now: DateTime<Utc>) -> Str
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let kept = decisions.iter().filter(|d| d.action == Action::Keep).count();
+    let kept = decisions
+        .iter()
+        .filter(|d| d.action == Action::Keep)
+        .count();
     let total = decisions.len();
     let noun = if total == 1 { "backup" } else { "backups" };
     out.push_str(&format!(

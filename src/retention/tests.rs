@@ -39,7 +39,11 @@ fn why(decisions: &[Decision], item: &Item) -> Vec<String> {
 fn fulls_younger_than_max_age_are_kept_older_ones_deleted() {
     let young = full("2026-10-23T02:00:00Z"); // 29d 12h
     let old = full("2026-10-10T02:00:00Z"); // 42d 12h
-    let out = decide(&[old.clone(), young.clone()], &Policy::max_age(days(30)), &CHAIN);
+    let out = decide(
+        &[old.clone(), young.clone()],
+        &Policy::max_age(days(30)),
+        &CHAIN,
+    );
     assert_eq!(
         of(&out, &young).reasons,
         vec![
@@ -90,7 +94,10 @@ fn min_keep_keeps_the_newest_complete_fulls_whatever_their_age() {
         .collect();
     let mut items = fulls.clone();
     // A newer partial full does not count towards min_keep.
-    items.push(with_status(full("2026-09-08T02:00:00Z"), ItemStatus::Partial));
+    items.push(with_status(
+        full("2026-09-08T02:00:00Z"),
+        ItemStatus::Partial,
+    ));
     let policy = Policy {
         min_keep: 3,
         ..Policy::max_age(days(30))
@@ -117,7 +124,11 @@ fn the_newest_complete_full_is_kept_even_with_min_keep_zero() {
     let older = full("2026-01-01T02:00:00Z");
     let newest = full("2026-02-01T02:00:00Z");
     let broken = with_status(full("2026-03-01T02:00:00Z"), ItemStatus::Invalid);
-    let out = decide(&[older.clone(), newest.clone(), broken.clone()], &policy, &CHAIN);
+    let out = decide(
+        &[older.clone(), newest.clone(), broken.clone()],
+        &policy,
+        &CHAIN,
+    );
     assert_eq!(of(&out, &newest).reasons, [Reason::NewestComplete]);
     assert!(!kept(&out, &older));
     assert!(matches!(
@@ -216,7 +227,14 @@ fn incrementals_follow_max_age_and_keep_their_whole_chain() {
     let c = incr("2026-11-20T05:00:00Z", &b); // young
     let other_base = full("2026-11-01T02:00:00Z");
     let expired = incr("2026-11-01T03:00:00Z", &other_base);
-    let items = [base.clone(), a.clone(), b.clone(), c.clone(), other_base, expired.clone()];
+    let items = [
+        base.clone(),
+        a.clone(),
+        b.clone(),
+        c.clone(),
+        other_base,
+        expired.clone(),
+    ];
     let out = decide(&items, &Policy::max_age(days(2)), &CHAIN);
     assert!(matches!(
         of(&out, &c).reasons[..],
@@ -224,9 +242,15 @@ fn incrementals_follow_max_age_and_keep_their_whole_chain() {
     ));
     assert_eq!(
         why(&out, &b),
-        [format!("kept: in the chain of kept incremental {}, which needs it", c.id)]
+        [format!(
+            "kept: in the chain of kept incremental {}, which needs it",
+            c.id
+        )]
     );
-    assert_eq!(of(&out, &a).reasons, [Reason::ChainAncestor { of: c.id.clone() }]);
+    assert_eq!(
+        of(&out, &a).reasons,
+        [Reason::ChainAncestor { of: c.id.clone() }]
+    );
     assert_eq!(
         of(&out, &base).reasons,
         [
@@ -236,7 +260,10 @@ fn incrementals_follow_max_age_and_keep_their_whole_chain() {
             }
         ]
     );
-    assert!(matches!(of(&out, &expired).reasons[..], [Reason::Expired { .. }]));
+    assert!(matches!(
+        of(&out, &expired).reasons[..],
+        [Reason::Expired { .. }]
+    ));
 }
 
 #[test]
@@ -260,7 +287,10 @@ fn a_broken_chain_deletes_its_incrementals_and_nothing_else() {
     }
     assert_eq!(
         why(&out, &c),
-        [format!("deleted: cannot be restored: {} in its chain is missing", lost.id)]
+        [format!(
+            "deleted: cannot be restored: {} in its chain is missing",
+            lost.id
+        )]
     );
     // `a` is the newest restorable backup now.
     assert!(of(&out, &a).reasons.contains(&Reason::NewestRestorable));
@@ -319,7 +349,10 @@ fn partial_invalid_looping_and_parentless_links_break_chains() {
     ));
     assert_eq!(
         why(&out, &orphan),
-        [format!("deleted: cannot be restored: {} in its chain names no parent", orphan.id)]
+        [format!(
+            "deleted: cannot be restored: {} in its chain names no parent",
+            orphan.id
+        )]
     );
 }
 
@@ -364,7 +397,11 @@ fn other_kinds_are_never_touched() {
     let ancient_manual = manual("2020-01-01T00:00:00Z");
     let partial_manual = with_status(manual("2026-01-01T00:00:00Z"), ItemStatus::Partial);
     let ancient_full = full("2020-01-02T00:00:00Z");
-    let items = [ancient_manual.clone(), partial_manual.clone(), ancient_full.clone()];
+    let items = [
+        ancient_manual.clone(),
+        partial_manual.clone(),
+        ancient_full.clone(),
+    ];
     let out = decide(&items, &Policy::max_age(days(1)), &CHAIN);
     for item in [&ancient_manual, &partial_manual] {
         assert_eq!(
@@ -413,7 +450,10 @@ fn a_stopped_job_pair_keeps_its_newest_restore_point_and_its_chain() {
         why(&out, &b),
         ["kept: the newest backup that can be restored, which is always kept"]
     );
-    assert_eq!(of(&out, &a).reasons, [Reason::ChainAncestor { of: b.id.clone() }]);
+    assert_eq!(
+        of(&out, &a).reasons,
+        [Reason::ChainAncestor { of: b.id.clone() }]
+    );
     assert!(kept(&out, &base));
 }
 
@@ -428,10 +468,21 @@ fn apply_chain_judges_each_kind_by_its_own_policy() {
         full: Policy::max_age(days(30)),
         incremental: Policy::max_age(days(7)),
     };
-    let items = [base.clone(), old.clone(), newer_base, young.clone(), m.clone()];
+    let items = [
+        base.clone(),
+        old.clone(),
+        newer_base,
+        young.clone(),
+        m.clone(),
+    ];
     let out = apply_chain(&items, &policy, now());
-    assert!(matches!(of(&out, &base).reasons[..], [Reason::WithinMaxAge { .. }]));
-    assert!(matches!(of(&out, &old).reasons[..], [Reason::Expired { max_age, .. }] if max_age == days(7)));
+    assert!(matches!(
+        of(&out, &base).reasons[..],
+        [Reason::WithinMaxAge { .. }]
+    ));
+    assert!(
+        matches!(of(&out, &old).reasons[..], [Reason::Expired { max_age, .. }] if max_age == days(7))
+    );
     assert!(kept(&out, &young));
     assert_eq!(of(&out, &m).reasons, [Reason::OtherPolicy]);
 }
@@ -444,7 +495,11 @@ fn parents_are_found_in_the_same_job_first() {
     ours.job = "db-incr".to_string();
     let theirs = full("2026-11-20T02:00:00Z");
     let child = incr("2026-11-20T03:00:00Z", &theirs);
-    let out = decide(&[ours.clone(), theirs, child.clone()], &Policy::max_age(days(7)), &CHAIN);
+    let out = decide(
+        &[ours.clone(), theirs, child.clone()],
+        &Policy::max_age(days(7)),
+        &CHAIN,
+    );
     assert_eq!(
         of(&out, &child).reasons,
         [Reason::BrokenChain {

@@ -47,7 +47,9 @@ impl Rng {
 }
 
 pub(super) fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 pub(super) fn secs(n: i64) -> TimeDelta {
@@ -167,9 +169,9 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
                 // A corrupt or hand-edited manifest: any id at all.
                 let other = rng.below(items.len() as u64) as usize;
                 parent = Some(items[other].id.clone());
-            } else if rng.chance(5) {
+            } else if rng.chance(2) {
                 parent = None;
-            } else if rng.chance(5) {
+            } else if rng.chance(3) {
                 parent = Some("20250101T000000Z-full".to_string());
             }
             let status = random_status(rng, bad);
@@ -201,7 +203,7 @@ pub(super) fn history(rng: &mut Rng) -> (Vec<Item>, DateTime<Utc>) {
     }
     // Lost backups (deleted by hand, a disk error): their children's
     // parents are missing.
-    let lose = rng.below(60);
+    let lose = rng.below(40);
     items.retain(|_| !rng.chance(lose));
     // A `.partial-` directory left next to the committed backup of the
     // same id.

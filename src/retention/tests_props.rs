@@ -22,10 +22,12 @@ enum Scope {
 impl Scope {
     fn random(rng: &mut Rng) -> Scope {
         let kinds = match rng.below(10) {
-            0..=3 => return Scope::Chain(ChainPolicy {
-                full: policy(rng),
-                incremental: policy(rng),
-            }),
+            0..=3 => {
+                return Scope::Chain(ChainPolicy {
+                    full: policy(rng),
+                    incremental: policy(rng),
+                })
+            }
             4..=5 => vec![ItemKind::Full, ItemKind::Incremental],
             6 => vec![ItemKind::Manual],
             7 => vec![ItemKind::Full],
@@ -55,33 +57,89 @@ impl Scope {
 }
 
 /// The complete backups by id (the histories never give two complete
-/// backups one id).
-struct Complete<'i>(HashMap<&'i str, &'i Item>);
+/// backups one id), and which of them can be restored.
+struct Complete<'i> {
+    by_id: HashMap<&'i str, &'i Item>,
+    restorable: HashMap<&'i str, bool>,
+}
 
 impl<'i> Complete<'i> {
     fn new(items: &'i [Item]) -> Complete<'i> {
         let complete = items.iter().filter(|it| it.status == ItemStatus::Complete);
-        Complete(complete.map(|it| (it.id.as_str(), it)).collect())
+        let by_id: HashMap<&str, &Item> = complete.map(|it| (it.id.as_str(), it)).collect();
+        let mut restorable = HashMap::new();
+        for &item in by_id.values() {
+            // Follow the parents until a known answer, a self-contained
+            // backup, a missing link or (more steps than backups) a loop.
+            let mut path = Vec::new();
+            let mut cur = item;
+            let answer = loop {
+                if let Some(&known) = restorable.get(cur.id.as_str()) {
+                    break known;
+                }
+                if cur.kind.is_self_contained() {
+                    path.push(cur);
+                    break true;
+                }
+                if path.len() > by_id.len() {
+                    break false;
+                }
+                path.push(cur);
+                match cur.parent.as_deref().and_then(|p| by_id.get(p)) {
+                    Some(parent) => cur = parent,
+                    None => break false,
+                }
+            };
+            for it in path {
+                restorable.insert(it.id.as_str(), answer);
+            }
+        }
+        Complete { by_id, restorable }
     }
 
-    /// The ancestors of `item` down to a complete self-contained backup,
-    /// or None if the chain is broken anywhere (or loops).
-    fn chain(&self, item: &'i Item) -> Option<Vec<&'i Item>> {
-        let mut ancestors = Vec::new();
-        let mut cur = item;
-        while cur.kind == ItemKind::Incremental {
-            if ancestors.len() > self.0.len() {
-                return None;
-            }
-            cur = self.0.get(cur.parent.as_deref()?)?;
-            ancestors.push(cur);
-        }
-        Some(ancestors)
+    /// The complete parent of an incremental.
+    fn parent(&self, item: &Item) -> Option<&'i Item> {
+        self.by_id.get(item.parent.as_deref()?).copied()
+    }
+
+    /// Whether every ancestor of `item` is there and complete, down to a
+    /// self-contained backup (whatever `item`'s own status).
+    fn chain_ok(&self, item: &Item) -> bool {
+        item.kind.is_self_contained()
+            || self
+                .parent(item)
+                .is_some_and(|p| self.restorable.get(p.id.as_str()) == Some(&true))
     }
 }
 
 fn age(now: DateTime<Utc>, item: &Item) -> Duration {
     (now - item.time).to_std().unwrap_or_default()
+}
+
+/// The variant of a reason (and of a chain break), to count which rules
+/// the random histories reach.
+fn name_of(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::WithinMaxAge { .. } => "WithinMaxAge",
+        Reason::CalendarKeep { .. } => "CalendarKeep",
+        Reason::MinKeep { .. } => "MinKeep",
+        Reason::NewestComplete => "NewestComplete",
+        Reason::NewestRestorable => "NewestRestorable",
+        Reason::BaseOfKeptIncremental { .. } => "BaseOfKeptIncremental",
+        Reason::ChainAncestor { .. } => "ChainAncestor",
+        Reason::InFuture { .. } => "InFuture",
+        Reason::PartialWithinGrace { .. } => "PartialWithinGrace",
+        Reason::OtherPolicy => "OtherPolicy",
+        Reason::Expired { .. } => "Expired",
+        Reason::PartialPastGrace { .. } => "PartialPastGrace",
+        Reason::BrokenChain { problem, .. } => match problem {
+            ChainBreak::Missing => "BrokenChain/Missing",
+            ChainBreak::Partial => "BrokenChain/Partial",
+            ChainBreak::Invalid => "BrokenChain/Invalid",
+            ChainBreak::Loop => "BrokenChain/Loop",
+            ChainBreak::NoParent => "BrokenChain/NoParent",
+        },
+    }
 }
 
 /// Checks one run against the rules; returns the decisions paired with
@@ -91,14 +149,17 @@ fn check<'i>(
     decisions: &[Decision],
     scope: &Scope,
     now: DateTime<Utc>,
-    seen: &mut BTreeMap<String, usize>,
+    seen: &mut BTreeMap<&'static str, usize>,
 ) -> Vec<(&'i Item, Action)> {
     assert_eq!(decisions.len(), items.len());
     let mut sorted: Vec<&Item> = items.iter().collect();
     sorted.sort_by(|a, b| canonical_order(a, b));
     let mut pairs = Vec::new();
     for (item, d) in sorted.iter().zip(decisions) {
-        assert_eq!((&d.id, &d.job, d.kind, d.status), (&item.id, &item.job, item.kind, item.status));
+        assert_eq!(
+            (&d.id, &d.job, d.kind, d.status),
+            (&item.id, &item.job, item.kind, item.status)
+        );
         pairs.push((*item, d.action));
     }
     for pair in sorted.windows(2) {
@@ -117,12 +178,7 @@ fn check<'i>(
         assert!(!d.reasons.is_empty(), "{} has no reason", d.id);
         for reason in &d.reasons {
             assert_eq!(reason.action(), d.action, "{}: {reason}", d.id);
-            let name = format!("{reason:?}");
-            let name = name.split([' ', '(', '{']).next().unwrap_or_default();
-            *seen.entry(name.to_string()).or_default() += 1;
-            if let Reason::BrokenChain { problem, .. } = reason {
-                *seen.entry(format!("{problem:?}")).or_default() += 1;
-            }
+            *seen.entry(name_of(reason)).or_default() += 1;
         }
         let Some(policy) = scope.policy_of(item.kind) else {
             // (f) and rule 6: other kinds are never touched.
@@ -140,32 +196,34 @@ fn check<'i>(
             assert_eq!(d.action == Action::Keep, within, "grace of {}", d.id);
             continue;
         }
-        let ancestors = complete.chain(item);
-        let broken = item.kind == ItemKind::Incremental && ancestors.is_none();
+        let broken = !complete.chain_ok(item);
         let broken_reason = matches!(d.reasons[..], [Reason::BrokenChain { .. }]);
         assert_eq!(broken, broken_reason, "{}: {:?}", d.id, d.reasons);
         if !broken && age < policy.max_age {
             assert_eq!(d.action, Action::Keep, "{} is young", d.id);
         }
-        if let [Reason::Expired { age: reported, max_age }] = d.reasons[..] {
+        if let [Reason::Expired {
+            age: reported,
+            max_age,
+        }] = d.reasons[..]
+        {
             assert!(reported >= max_age && reported == age);
         }
     }
 
-    // (a) a kept incremental has every ancestor, complete and kept; one
-    // kept by this policy for its own sake has a complete chain.
+    // (a) a kept incremental has every ancestor, complete and kept (its
+    // parent is, and is checked in turn); one kept by this policy for its
+    // own sake has a complete chain.
     for (item, d) in sorted.iter().zip(decisions) {
         if item.kind != ItemKind::Incremental || d.action != Action::Keep {
             continue;
         }
         let governed = scope.policy_of(item.kind).is_some();
-        match complete.chain(item) {
-            Some(ancestors) => {
-                for ancestor in ancestors {
-                    assert!(is_kept(ancestor), "{} needs {}", item.id, ancestor.id);
-                }
+        match complete.parent(item) {
+            Some(parent) if complete.chain_ok(item) => {
+                assert!(is_kept(parent), "{} needs {}", item.id, parent.id);
             }
-            None => assert!(
+            _ => assert!(
                 !governed || item.status != ItemStatus::Complete || item.time > now,
                 "kept {} cannot be restored: {:?}",
                 item.id,
@@ -186,12 +244,20 @@ fn check<'i>(
         if let Some(newest) = own.iter().map(|it| it.time).max() {
             assert!(own.iter().any(|it| it.time == newest && is_kept(it)));
         }
-        if let Some(newest_past) = own.iter().filter(|it| it.time <= now).map(|it| it.time).max() {
+        if let Some(newest_past) = own
+            .iter()
+            .filter(|it| it.time <= now)
+            .map(|it| it.time)
+            .max()
+        {
             assert!(own.iter().any(|it| it.time == newest_past && is_kept(it)));
         }
         let kept_own = own.iter().filter(|it| is_kept(it)).count();
         let min_keep = usize::try_from(policy.min_keep).unwrap_or(usize::MAX);
-        assert!(kept_own >= min_keep.min(own.len()), "min_keep {min_keep}: {kept_own}");
+        assert!(
+            kept_own >= min_keep.min(own.len()),
+            "min_keep {min_keep}: {kept_own}"
+        );
     }
 
     // The newest backup the scope can restore to is kept.
@@ -199,7 +265,7 @@ fn check<'i>(
         scope.policy_of(it.kind).is_some()
             && it.status == ItemStatus::Complete
             && it.time <= now
-            && complete.chain(it).is_some()
+            && complete.chain_ok(it)
     });
     if let Some(newest) = restorable {
         assert!(is_kept(newest), "newest restorable {} deleted", newest.id);
@@ -207,11 +273,12 @@ fn check<'i>(
     pairs
 }
 
-#[test]
-fn random_histories_obey_every_rule() {
+/// Runs every check on the histories of `seeds`; returns how often each
+/// reason was given.
+fn run_histories(seeds: std::ops::Range<u64>) -> BTreeMap<&'static str, usize> {
     let mut seen = BTreeMap::new();
     let mut totals = (0usize, 0usize);
-    for seed in 0..HISTORIES {
+    for seed in seeds {
         let mut rng = Rng::new(seed);
         let (items, now) = history(&mut rng);
         let scope = Scope::random(&mut rng);
@@ -223,14 +290,21 @@ fn random_histories_obey_every_rule() {
         // (d) the input order does not matter.
         let mut shuffled = items.clone();
         rng.shuffle(&mut shuffled);
-        assert_eq!(scope.run(&shuffled, now), decisions, "seed {seed}: order matters");
+        assert_eq!(
+            scope.run(&shuffled, now),
+            decisions,
+            "seed {seed}: order matters"
+        );
 
         // (e) monotone in now: what is kept now was kept at any earlier
-        // now, a second ago or weeks ago.
+        // now, a second ago or weeks ago. Every other history also gets
+        // all the checks at those times.
         for earlier in [1, 1 + rng.below(3 * 86_400), 1 + rng.below(60 * 86_400)] {
             let then = now - TimeDelta::seconds(earlier as i64);
             let before = scope.run(&items, then);
-            check(&items, &before, &scope, then, &mut seen);
+            if seed % 2 == 0 {
+                check(&items, &before, &scope, then, &mut seen);
+            }
             for (d_now, d_then) in decisions.iter().zip(&before) {
                 assert!(
                     d_now.action == Action::Delete || d_then.action == Action::Keep,
@@ -241,11 +315,19 @@ fn random_histories_obey_every_rule() {
             }
         }
 
-        let text = render(&decisions, &items, now);
-        assert_eq!(text.lines().count(), items.len() + 3);
+        // Rendering is slow in debug builds and its format is tested
+        // elsewhere: a sample shows it copes with anything.
+        if seed % 8 == 0 {
+            let text = render(&decisions, &items, now);
+            assert_eq!(text.lines().count(), items.len() + 3);
+        }
     }
-    // The generator reaches every rule, so the checks above are not
-    // vacuous.
+    assert!(totals.1 > totals.0 / 10, "too few deletions: {totals:?}");
+    seen
+}
+
+/// The generator reaches every rule, so the checks are not vacuous.
+fn assert_every_rule_reached(seen: &BTreeMap<&'static str, usize>) {
     for name in [
         "WithinMaxAge",
         "CalendarKeep",
@@ -258,17 +340,29 @@ fn random_histories_obey_every_rule() {
         "PartialWithinGrace",
         "OtherPolicy",
         "Expired",
-        "BrokenChain",
         "PartialPastGrace",
-        "Missing",
-        "Partial",
-        "Invalid",
-        "Loop",
-        "NoParent",
+        "BrokenChain/Missing",
+        "BrokenChain/Partial",
+        "BrokenChain/Invalid",
+        "BrokenChain/Loop",
+        "BrokenChain/NoParent",
     ] {
-        assert!(seen.get(name).copied().unwrap_or(0) > 20, "{name} rarely seen: {seen:?}");
+        assert!(
+            seen.get(name).copied().unwrap_or(0) >= 5,
+            "{name} rarely seen: {seen:?}"
+        );
     }
-    assert!(totals.1 > totals.0 / 10, "too few deletions: {totals:?}");
+}
+
+// Two halves, so that the test harness runs them in parallel.
+#[test]
+fn random_histories_obey_every_rule_1() {
+    assert_every_rule_reached(&run_histories(0..HISTORIES / 2));
+}
+
+#[test]
+fn random_histories_obey_every_rule_2() {
+    assert_every_rule_reached(&run_histories(HISTORIES / 2..HISTORIES));
 }
 
 #[test]

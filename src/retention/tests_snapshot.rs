@@ -132,7 +132,10 @@ fn canonical_decisions_are_the_expected_ones() {
             ItemKind::Incremental => assert_eq!(keep, t > oldest_young_base, "{}", d.id),
             ItemKind::Manual => assert!(keep, "{}", d.id),
         }
-        let protected = d.reasons.iter().any(|r| matches!(r, Reason::ChainAncestor { .. }));
+        let protected = d
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ChainAncestor { .. }));
         let young = matches!(d.reasons[0], Reason::WithinMaxAge { .. });
         if d.kind == ItemKind::Incremental && keep {
             // Expired incrementals are kept only as ancestors of young ones.
@@ -140,7 +143,10 @@ fn canonical_decisions_are_the_expected_ones() {
             assert!(young || protected, "{}", d.id);
         }
     }
-    let kept = decisions.iter().filter(|d| d.action == Action::Keep).count();
+    let kept = decisions
+        .iter()
+        .filter(|d| d.action == Action::Keep)
+        .count();
     // 30 fulls, 7 days of incrementals plus the morning of 2026-11-14
     // (12 before 14:30), 6 manuals.
     assert_eq!(kept, 30 + (7 * 23 + 12) + 6);

@@ -203,7 +203,12 @@ fn listing(id: &str, status: BackupStatus, manifest: Option<Manifest>) -> Backup
 #[test]
 fn items_from_listings() {
     let id = "20261121T020000Z-incremental";
-    let m = manifest(id, "incremental", Some("20261121T010000Z-incremental"), true);
+    let m = manifest(
+        id,
+        "incremental",
+        Some("20261121T010000Z-incremental"),
+        true,
+    );
     let item = Item::from_listing(&listing(id, BackupStatus::Complete, Some(m))).unwrap();
     assert_eq!(
         item,
@@ -222,15 +227,31 @@ fn items_from_listings() {
     let id = "20261121T020000Z-manual";
     let m = manifest(id, "manual", None, false);
     let item = Item::from_listing(&listing(id, BackupStatus::Complete, Some(m))).unwrap();
-    assert_eq!((item.kind, item.time), (ItemKind::Manual, at("2026-11-21T02:09:00Z")));
+    assert_eq!(
+        (item.kind, item.time),
+        (ItemKind::Manual, at("2026-11-21T02:09:00Z"))
+    );
 
     // Without a manifest, the id says what and when.
     let id = "20261120T020000Z-full";
     let item = Item::from_listing(&listing(id, BackupStatus::Partial, None)).unwrap();
     assert_eq!(
         (item.kind, item.status, item.time, item.parent),
-        (ItemKind::Full, ItemStatus::Partial, at("2026-11-20T02:00:00Z"), None)
+        (
+            ItemKind::Full,
+            ItemStatus::Partial,
+            at("2026-11-20T02:00:00Z"),
+            None
+        )
     );
+    // The second backup of a job within one second gets a suffix.
+    let item = Item::from_listing(&listing(
+        "20261120T020000Z-manual-2",
+        BackupStatus::Partial,
+        None,
+    ))
+    .unwrap();
+    assert_eq!(item.kind, ItemKind::Manual);
     let invalid = BackupStatus::Invalid("no manifest.json".to_string());
     let item = Item::from_listing(&listing(id, invalid.clone(), None)).unwrap();
     assert_eq!(item.status, ItemStatus::Invalid);
@@ -238,13 +259,22 @@ fn items_from_listings() {
     // A manifest copied from another backup: the id is believed first.
     let m = manifest("20261121T020000Z-manual", "manual", None, true);
     let item = Item::from_listing(&listing(id, invalid.clone(), Some(m.clone()))).unwrap();
-    assert_eq!((item.kind, item.time), (ItemKind::Full, at("2026-11-20T02:00:00Z")));
+    assert_eq!(
+        (item.kind, item.time),
+        (ItemKind::Full, at("2026-11-20T02:00:00Z"))
+    );
     // ... and the manifest only when the id says nothing.
     let item = Item::from_listing(&listing("restored-copy", invalid.clone(), Some(m))).unwrap();
-    assert_eq!((item.kind, item.time), (ItemKind::Manual, at("2026-11-21T02:08:00Z")));
+    assert_eq!(
+        (item.kind, item.time),
+        (ItemKind::Manual, at("2026-11-21T02:08:00Z"))
+    );
 
     // Nothing to go by: not for retention to judge.
     for id in ["restored-copy", "20261120T020000Z-other", "2026-11-20-full"] {
-        assert_eq!(Item::from_listing(&listing(id, invalid.clone(), None)), None);
+        assert_eq!(
+            Item::from_listing(&listing(id, invalid.clone(), None)),
+            None
+        );
     }
 }
