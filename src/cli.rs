@@ -83,6 +83,18 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Apply the retention policies: delete the backups they no longer
+    /// keep (with --dry-run, only show every decision and its reason).
+    Prune {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this job's backups (its chain is still judged whole).
+        #[arg(long)]
+        job: Option<String>,
+        /// Show the decisions, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Take one full backup now and exit 0 only if it is complete.
     Backup(BackupArgs),
     /// Restore a backup into a MongoDB deployment.

@@ -56,6 +56,7 @@
 
 mod decide;
 mod item;
+pub mod prune;
 mod reason;
 mod render;
 

@@ -21,6 +21,11 @@ pub async fn run(command: Command) -> u8 {
         Command::CheckConfig { config } => super::daemon_cmd::check_config(&config, 5, true),
         Command::Next { config, count } => super::daemon_cmd::check_config(&config, count, false),
         Command::History { config, job, limit } => super::daemon_cmd::history(&config, job, limit),
+        Command::Prune {
+            config,
+            job,
+            dry_run,
+        } => super::daemon_cmd::prune(&config, job.as_deref(), dry_run),
         Command::Backup(args) => backup_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
         Command::Verify { dir } => verify_cmd(&dir),

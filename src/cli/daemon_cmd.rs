@@ -181,3 +181,53 @@ pub fn history(arg: &ConfigArg, job: Option<String>, limit: usize) -> u8 {
         Err(e) => fail(e, exit::IOERR),
     }
 }
+
+pub fn prune(arg: &ConfigArg, job: Option<&str>, dry_run: bool) -> u8 {
+    let cfg = match load_config(arg) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(j) = job {
+        if !cfg.jobs.contains_key(j) {
+            return fail(
+                format!("there is no job \"{j}\" in {}", cfg.path.display()),
+                exit::CONFIG,
+            );
+        }
+    }
+    let now = Utc::now();
+    let plans = match crate::retention::prune::plan(&cfg, job, now) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                format!("cannot list the backups: {}", crate::error_chain(&e)),
+                exit::IOERR,
+            )
+        }
+    };
+    let mut failed = false;
+    for plan in &plans {
+        print!("{}", plan.render(now));
+        if dry_run {
+            continue;
+        }
+        let (removed, errors) = plan.execute();
+        println!(
+            "Deleted {} backups from {}.",
+            removed.len(),
+            plan.root.display()
+        );
+        for e in &errors {
+            eprintln!("mongo-backupd: {e}");
+        }
+        failed |= !errors.is_empty();
+    }
+    if dry_run {
+        println!("Dry run: nothing was deleted.");
+    }
+    if failed {
+        exit::IOERR
+    } else {
+        0
+    }
+}
