@@ -233,6 +233,33 @@ impl Daemon {
         if done.gap {
             self.restart_chain(&done.job);
         }
+        if done.success {
+            self.apply_retention(&done.job);
+        }
+    }
+
+    /// After a successful backup, deletes what its job's retention (and its
+    /// chain's) no longer keeps, off the scheduler's thread.
+    fn apply_retention(&self, job: &str) {
+        let (cfg, job) = (self.config.clone(), job.to_string());
+        tokio::task::spawn_blocking(move || {
+            match crate::retention::prune::plan(&cfg, Some(&job), Utc::now()) {
+                Ok(plans) => {
+                    for plan in plans {
+                        let (removed, errors) = plan.execute();
+                        if !removed.is_empty() {
+                            tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
+                        }
+                        for e in errors {
+                            tracing::error!(job = %job, "Retention could not delete a backup: {e}. Check the storage's permissions.");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(job = %job, "Retention could not list the backups: {}.", crate::error_chain(&e))
+                }
+            }
+        });
     }
 
     /// After an oplog gap, the chain cannot continue: start a full backup

@@ -592,3 +592,43 @@ async fn an_oplog_gap_starts_a_full_backup_and_a_new_chain() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn retention_runs_after_each_successful_backup() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_retention");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "10s");
+    std::fs::write(dir.path().join("config.toml"), &cfg).unwrap();
+    let first = common::run(&[
+        "backup",
+        "--config",
+        &dir.path().join("config.toml").display().to_string(),
+        "--job",
+        "fast",
+    ]);
+    assert!(first.status.success(), "{}", common::text(&first));
+    let real = std::fs::read_dir(dir.path().join("backups/fast"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let old = common::aged_copy(&real, 40);
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for(
+        "retention to delete the 40-day-old backup",
+        Duration::from_secs(30),
+        |d| !d.path("backups/fast").join(&old).exists(),
+    );
+    assert!(real.is_dir(), "recent backups stay");
+    assert!(
+        d.log()
+            .contains("Retention deleted 1 backups of job \"fast\""),
+        "{}",
+        d.log()
+    );
+    assert!(d.stop().success());
+}

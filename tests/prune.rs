@@ -6,58 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use bson::{doc, Document};
-use common::{client, run, text};
+use common::{aged_copy, client, run, text};
 use mongo_testserver::harness::Target;
-
-/// Copies a backup as if it had been taken `days` earlier.
-fn aged_copy(backup: &Path, days: i64) -> String {
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
-    let shift = |v: &mut serde_json::Value| {
-        let t: chrono::DateTime<chrono::Utc> = v.as_str().unwrap().parse().unwrap();
-        *v = serde_json::Value::String((t - chrono::Duration::days(days)).to_rfc3339());
-    };
-    shift(&mut manifest["started_at"]);
-    shift(&mut manifest["finished_at"]);
-    for key in ["oplog_start", "oplog_end"] {
-        let t = manifest[key]["t"].as_u64().unwrap() - days as u64 * 86_400;
-        manifest[key]["t"] = t.into();
-    }
-    let when: chrono::DateTime<chrono::Utc> =
-        manifest["finished_at"].as_str().unwrap().parse().unwrap();
-    let id = format!("{}-full", when.format("%Y%m%dT%H%M%SZ"));
-    manifest["id"] = id.clone().into();
-    let dest = backup.parent().unwrap().join(&id);
-    std::fs::create_dir_all(&dest).unwrap();
-    for e in walk(backup) {
-        let rel = e.strip_prefix(backup).unwrap();
-        std::fs::create_dir_all(dest.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&e, dest.join(rel)).unwrap();
-    }
-    std::fs::write(
-        dest.join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
-    id
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                vec![p]
-            }
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn prune_deletes_what_the_policy_no_longer_keeps() {

@@ -22,6 +22,8 @@ pub struct RunDone {
     pub job: String,
     /// The run found an oplog gap: its chain cannot continue.
     pub gap: bool,
+    /// The run completed a backup.
+    pub success: bool,
 }
 
 struct Active {
@@ -186,7 +188,12 @@ impl Runs {
             rec.finished = Utc::now();
             record(&state_dir, &rec);
             drop(permit);
-            let _ = done_tx.send(RunDone { job: name, gap });
+            let success = rec.result == RunResult::Success;
+            let _ = done_tx.send(RunDone {
+                job: name,
+                gap,
+                success,
+            });
         });
         self.active.insert(job.to_string(), Active { cancel, task });
     }
