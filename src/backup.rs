@@ -369,12 +369,7 @@ async fn run_as(
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
     }
-    let path = writer.commit(&manifest.to_json())?;
-    let outcome = BackupOutcome {
-        path,
-        manifest,
-        duration: started.elapsed(),
-    };
+    let outcome = complete(writer, manifest, started)?;
     tracing::info!(
         job = %req.job,
         backup_id = %id,
@@ -388,6 +383,21 @@ async fn run_as(
         outcome.duration.as_secs_f64()
     );
     Ok(outcome)
+}
+
+/// Writes the manifest last and moves the backup into place: from here on
+/// it is complete.
+fn complete(
+    writer: BackupWriter,
+    manifest: Manifest,
+    started: Instant,
+) -> Result<BackupOutcome, BackupError> {
+    let path = writer.commit(&manifest.to_json())?;
+    Ok(BackupOutcome {
+        path,
+        manifest,
+        duration: started.elapsed(),
+    })
 }
 
 async fn run_incremental(
@@ -418,12 +428,7 @@ async fn run_incremental(
         _ = cancel.cancelled() => return Err(BackupError::Cancelled),
     };
     let manifest = incremental::manifest(req, id, info.version, now, &tip, end, entries, file);
-    let path = writer.commit(&manifest.to_json())?;
-    let outcome = BackupOutcome {
-        path,
-        manifest,
-        duration: started.elapsed(),
-    };
+    let outcome = complete(writer, manifest, started)?;
     tracing::info!(
         job = %req.job,
         backup_id = %id,
