@@ -180,5 +180,29 @@ async fn restores_to_an_instant_to_latest_and_refuses_what_is_not_covered() {
         .await
         .unwrap();
     assert_eq!(still, state_a);
+
+    // A missing incremental in the middle: the chain stops before it, later
+    // instants are refused with the windows still covered.
+    std::fs::remove_dir_all(&inc2.path).unwrap();
+    let e = restore_at(
+        store.path(),
+        &source,
+        &db,
+        At::Time(Utc::now() - chrono::Duration::seconds(1)),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("its backups end at") && text.contains("the covered windows are: "),
+        "{text}"
+    );
+    let still = restore_at(store.path(), &source, &db, At::Time(target))
+        .await
+        .unwrap();
+    assert_eq!(
+        still, state_a,
+        "instants before the missing incremental still restore"
+    );
     let _ = c.database(&db).drop().await;
 }
