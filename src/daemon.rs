@@ -26,6 +26,9 @@ use runs::{RunDone, Runs};
 
 /// The longest the loop sleeps before looking at the wall clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How often retention runs for every job on its own (it also runs after
+/// each successful backup).
+const RETENTION_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 /// What the outside world asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,9 @@ fn schedule_jobs(
 
 pub struct Daemon {
     config: Config,
+    /// When retention next runs for every job, besides after each backup:
+    /// backups of a job that stopped running must expire too.
+    retention_due: DateTime<Utc>,
     jobs: BTreeMap<String, ScheduledJob>,
     runs: Runs,
     notifier: Notifier,
@@ -107,6 +113,7 @@ impl Daemon {
         let jobs = schedule_jobs(&config, &last_fires);
         let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent_jobs.max(1)));
         Daemon {
+            retention_due: Utc::now(),
             runs: Runs::new(permits, config.daemon.state_dir.clone()),
             config,
             jobs,
@@ -190,6 +197,10 @@ impl Daemon {
     }
 
     fn tick(&mut self, now: DateTime<Utc>) {
+        if now >= self.retention_due {
+            self.apply_retention(None);
+            self.retention_due = now + RETENTION_EVERY;
+        }
         let mut fires = Vec::new();
         let mut changed = false;
         for (name, sj) in &mut self.jobs {
@@ -234,16 +245,18 @@ impl Daemon {
             self.restart_chain(&done.job);
         }
         if done.success {
-            self.apply_retention(&done.job);
+            self.apply_retention(Some(&done.job));
         }
     }
 
-    /// After a successful backup, deletes what its job's retention (and its
-    /// chain's) no longer keeps, off the scheduler's thread.
-    fn apply_retention(&self, job: &str) {
-        let (cfg, job) = (self.config.clone(), job.to_string());
+    /// Deletes what retention no longer keeps, for one job (after its
+    /// backup) or all (on the daemon's own schedule), off the scheduler's
+    /// thread.
+    fn apply_retention(&self, job: Option<&str>) {
+        let (cfg, only) = (self.config.clone(), job.map(str::to_string));
+        let job = only.clone().unwrap_or_else(|| "all jobs".to_string());
         tokio::task::spawn_blocking(move || {
-            match crate::retention::prune::plan(&cfg, Some(&job), Utc::now()) {
+            match crate::retention::prune::plan(&cfg, only.as_deref(), Utc::now()) {
                 Ok(plans) => {
                     for plan in plans {
                         let (removed, errors) = plan.execute();

@@ -601,6 +601,40 @@ async fn retention_runs_after_each_successful_backup() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     let cfg = config_text(dir.path(), &target.uri(), &db, "* * * * * *", "10s");
+    let mut d = Daemon::start_in(dir, &cfg);
+    d.wait_for("a scheduled backup", Duration::from_secs(30), |d| {
+        d.backups().0 >= 1
+    });
+    // Aged after start, so only the retention that follows a backup can
+    // delete it (the all-jobs run happens at start, then hourly).
+    let real = std::fs::read_dir(d.path("backups/fast"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .unwrap();
+    let old = common::aged_copy(&real, 40);
+    d.wait_for(
+        "retention to delete the 40-day-old backup",
+        Duration::from_secs(30),
+        |d| !d.path("backups/fast").join(&old).exists(),
+    );
+    assert!(
+        d.log()
+            .contains("Retention deleted 1 backups of job \"fast\""),
+        "{}",
+        d.log()
+    );
+    assert!(d.stop().success());
+}
+
+#[tokio::test]
+async fn retention_also_runs_on_its_own_when_no_backup_is_due() {
+    let target = Target::new().unwrap();
+    let db = target.unique_db("daemon_retention_idle");
+    seed(&target, &db, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let cfg = config_text(dir.path(), &target.uri(), &db, "0 0 1 1 *", "10s");
     std::fs::write(dir.path().join("config.toml"), &cfg).unwrap();
     let first = common::run(&[
         "backup",
@@ -618,15 +652,13 @@ async fn retention_runs_after_each_successful_backup() {
         .path();
     let old = common::aged_copy(&real, 40);
     let mut d = Daemon::start_in(dir, &cfg);
-    d.wait_for(
-        "retention to delete the 40-day-old backup",
-        Duration::from_secs(30),
-        |d| !d.path("backups/fast").join(&old).exists(),
-    );
-    assert!(real.is_dir(), "recent backups stay");
+    d.wait_for("retention at start", Duration::from_secs(30), |d| {
+        !d.path("backups/fast").join(&old).exists()
+    });
+    assert!(real.is_dir());
     assert!(
         d.log()
-            .contains("Retention deleted 1 backups of job \"fast\""),
+            .contains("Retention deleted 1 backups of job \"all jobs\""),
         "{}",
         d.log()
     );
