@@ -262,6 +262,20 @@ async fn run_as(
         return run_incremental(req, cancel, now, id, started).await;
     }
     let client = source::connect(&req.uri, req.connect_timeout).await?;
+    let result = full_with(&client, req, cancel, now, id, started).await;
+    source::close(client).await;
+    result
+}
+
+async fn full_with(
+    client: &Client,
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+    id: &str,
+    started: Instant,
+) -> Result<BackupOutcome, BackupError> {
+    let client = client.clone();
     let info = source::describe(&client, &req.uri).await?;
     let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
     let consistent = info.oplog.is_some();
@@ -415,7 +429,21 @@ async fn run_incremental(
         }
     })?;
     let client = source::connect(&req.uri, req.connect_timeout).await?;
-    let info = source::describe(&client, &req.uri).await?;
+    let result = incremental_with(&client, req, cancel, now, id, started, &tip).await;
+    source::close(client).await;
+    result
+}
+
+async fn incremental_with(
+    client: &Client,
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+    id: &str,
+    started: Instant,
+    tip: &incremental::ChainTip,
+) -> Result<BackupOutcome, BackupError> {
+    let info = source::describe(client, &req.uri).await?;
     if info.oplog.is_none() {
         return Err(BackupError::Invalid(format!(
             "job \"{}\": incremental backups read the oplog, and the source has none (it is not a replica set member)",
@@ -424,10 +452,10 @@ async fn run_incremental(
     }
     let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
     let (end, entries, file) = tokio::select! {
-        r = incremental::slice_since(&client, req, &writer, &tip, cancel) => r?,
+        r = incremental::slice_since(client, req, &writer, tip, cancel) => r?,
         _ = cancel.cancelled() => return Err(BackupError::Cancelled),
     };
-    let manifest = incremental::manifest(req, id, info.version, now, &tip, end, entries, file);
+    let manifest = incremental::manifest(req, id, info.version, now, tip, end, entries, file);
     let outcome = complete(writer, manifest, started)?;
     tracing::info!(
         job = %req.job,

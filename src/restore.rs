@@ -192,9 +192,9 @@ pub async fn run(
         return Ok((plan, RestoreSummary::default()));
     }
     let client = source::connect(&opts.uri, opts.connect_timeout).await?;
-    source::describe(&client, &opts.uri).await?;
     let mut summary = RestoreSummary::default();
     let work = async {
+        source::describe(&client, &opts.uri).await?;
         // Collections first, views after (a view may be on any collection).
         let (views, colls): (Vec<_>, Vec<_>) = plan
             .collections
@@ -208,10 +208,12 @@ pub async fn run(
         }
         Ok::<_, RestoreError>(())
     };
-    tokio::select! {
-        r = work => r?,
-        _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
-    }
+    let result = tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => Err(RestoreError::Cancelled),
+    };
+    source::close(client).await;
+    result?;
     Ok((plan, summary))
 }
 

@@ -72,6 +72,13 @@ pub async fn connect(uri: &str, timeout: Duration) -> Result<Client, SourceError
     Client::with_options(options).map_err(SourceError::InvalidUri)
 }
 
+/// Closes a client: ends its sessions and connections now. A client merely
+/// dropped does that in a background task, which can still be running when
+/// the process exits and then fails noisily inside the driver.
+pub async fn close(client: Client) {
+    client.shutdown().immediate(true).await;
+}
+
 /// The hosts a client was configured with, for messages (never the
 /// credentials that may be part of the URI).
 pub fn hosts_of(uri: &str) -> String {

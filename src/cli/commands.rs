@@ -217,8 +217,17 @@ async fn restore_cmd(args: RestoreArgs) -> u8 {
                 );
             };
             let what = format!("point-in-time restore of source \"{}\"", job.source);
-            match restore::pitr::run(&store.path, &job.source, at, &opts, &cancel).await {
-                Ok((plan, summary)) => (plan.render(), Ok(summary), what),
+            // The checked plan is shown before anything is written.
+            match restore::pitr::plan(&store.path, &job.source, at) {
+                Ok(plan) => {
+                    print!("{}", plan.render());
+                    let result = if opts.dry_run {
+                        Ok(restore::RestoreSummary::default())
+                    } else {
+                        restore::pitr::execute(&plan, &opts, &cancel).await
+                    };
+                    (String::new(), result, what)
+                }
                 Err(e) => (String::new(), Err(e), what),
             }
         }
@@ -332,7 +341,9 @@ fn list_cmd(storage: Option<&Path>, config: &ConfigArg, job: Option<&str>) -> u8
 async fn ping(uri: &str, timeout: Duration) -> u8 {
     let result = async {
         let client = source::connect(uri, timeout).await?;
-        source::describe(&client, uri).await
+        let info = source::describe(&client, uri).await;
+        source::close(client).await;
+        info
     }
     .await;
     match result {

@@ -306,10 +306,35 @@ pub async fn run(
     if base.dry_run {
         return Ok((plan, RestoreSummary::default()));
     }
+    let summary = execute(&plan, base, cancel).await?;
+    Ok((plan, summary))
+}
+
+/// Carries out a checked plan: the full, then the incrementals' oplog up to
+/// the target.
+pub async fn execute(
+    plan: &PitrPlan,
+    base: &RestoreOptions,
+    cancel: &CancellationToken,
+) -> Result<RestoreSummary, RestoreError> {
     let mut opts = base.clone();
     opts.from = plan.full.dir.clone();
     let (_, mut summary) = super::run(&opts, cancel).await?;
     let client = source::connect(&opts.uri, opts.connect_timeout).await?;
+    let replayed = replay_links(&client, plan, &opts, cancel).await;
+    source::close(client).await;
+    summary.oplog_applied += replayed?;
+    Ok(summary)
+}
+
+/// Replays the oplog of every link after the full, up to the target.
+async fn replay_links(
+    client: &mongodb::Client,
+    plan: &PitrPlan,
+    opts: &RestoreOptions,
+    cancel: &CancellationToken,
+) -> Result<u64, RestoreError> {
+    let mut applied_total = 0;
     for link in &plan.incrementals {
         // A bridging full contributes its bridge, then its own slice.
         let files = link
@@ -320,7 +345,7 @@ pub async fn run(
             .chain(link.manifest.oplog.iter().map(|o| o.file.clone()));
         for file in files {
             let replay = replay::replay_oplog_file(
-                &client,
+                client,
                 &opts.namespaces,
                 &link.dir,
                 &link.manifest,
@@ -331,8 +356,8 @@ pub async fn run(
                 r = replay => r?,
                 _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
             };
-            summary.oplog_applied += applied;
+            applied_total += applied;
         }
     }
-    Ok((plan, summary))
+    Ok(applied_total)
 }
