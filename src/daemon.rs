@@ -283,6 +283,14 @@ impl Daemon {
         let Some(inc) = self.jobs.get(incremental).map(|sj| sj.job.clone()) else {
             return;
         };
+        if !inc.full_on_gap {
+            tracing::error!(
+                job = %incremental,
+                "Job \"{incremental}\" cannot continue its chain (full_on_gap = false, so no full backup is started): its incrementals fail until the next full backup of source \"{}\".",
+                inc.source
+            );
+            return;
+        }
         let fulls: Vec<String> = self
             .jobs
             .iter()

@@ -159,6 +159,7 @@ fn main_example_documents_every_key() {
         "include",
         "exclude",
         "include_users",
+        "full_on_gap",
         "parallel_collections",
         "catch_up",
         "enabled",

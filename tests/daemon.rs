@@ -517,6 +517,15 @@ async fn max_concurrent_jobs_queues_the_rest() {
 
 #[tokio::test]
 async fn an_oplog_gap_starts_a_full_backup_and_a_new_chain() {
+    oplog_gap_scenario(true).await;
+}
+
+#[tokio::test]
+async fn with_full_on_gap_off_a_gap_is_reported_and_no_full_started() {
+    oplog_gap_scenario(false).await;
+}
+
+async fn oplog_gap_scenario(full_on_gap: bool) {
     let target = Target::new().unwrap();
     if target.is_external() {
         return mongo_testserver::harness::skip_external(
@@ -538,7 +547,7 @@ async fn an_oplog_gap_starts_a_full_backup_and_a_new_chain() {
     let base = config_text(dir.path(), &server.uri(), db, "0 0 1 1 *", "30s")
         .replace("[jobs.fast]", "[jobs.full]");
     let cfg = format!(
-        "{base}\n[jobs.incr]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\nschedule = \"* * * * * *\"\ninclude = [\"{db}\"]\n"
+        "{base}\n[jobs.incr]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\nschedule = \"* * * * * *\"\ninclude = [\"{db}\"]\nfull_on_gap = {full_on_gap}\n"
     );
     std::fs::write(dir.path().join("config.toml"), &cfg).unwrap();
     let first_full = common::run(&[
@@ -572,6 +581,15 @@ async fn an_oplog_gap_starts_a_full_backup_and_a_new_chain() {
     coll.insert_many((0..2000).map(|i| doc! { "_id": i, "pad": pad.clone() }))
         .await
         .unwrap();
+    if !full_on_gap {
+        d.wait_for("the gap to be reported", Duration::from_secs(30), |d| {
+            d.log()
+                .contains("full_on_gap = false, so no full backup is started")
+        });
+        assert_eq!(count(&d, "full"), 1, "no full was started");
+        assert!(d.stop().success());
+        return;
+    }
     d.wait_for("the gap to start a full", Duration::from_secs(30), |d| {
         d.log()
             .contains("found an oplog gap: the new full starts a new chain")

@@ -12,7 +12,7 @@ use super::schedule::Schedule;
 use super::selection::{Pattern, Selection};
 use super::suggest::{closest, quoted_list};
 
-const JOB_KEYS: [&str; 18] = [
+const JOB_KEYS: [&str; 19] = [
     "source",
     "storage",
     "kind",
@@ -28,6 +28,7 @@ const JOB_KEYS: [&str; 18] = [
     "include",
     "exclude",
     "include_users",
+    "full_on_gap",
     "parallel_collections",
     "catch_up",
     "enabled",
@@ -78,6 +79,7 @@ pub(crate) fn job(
     let retention = retention(sink, section, kind);
     let compression = compression(sink, section);
     let include_users = bool_or(sink, section, "include_users", false);
+    let full_on_gap = bool_or(sink, section, "full_on_gap", true);
     let selection = selection(sink, section, include_users.unwrap_or(false));
     let parallel_collections = match section.contains("parallel_collections") {
         true => section
@@ -105,6 +107,7 @@ pub(crate) fn job(
         compression: compression?,
         selection: selection?,
         include_users: include_users?,
+        full_on_gap: full_on_gap?,
         parallel_collections: parallel_collections?,
         catch_up: catch_up?,
         enabled: enabled?,

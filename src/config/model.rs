@@ -291,6 +291,9 @@ pub struct Job {
     /// Also back up `admin.system.users` and `admin.system.roles` (the
     /// same flag is in [`Selection::include_users`]).
     pub include_users: bool,
+    /// Incremental jobs: after an oplog gap, start the source's full job at
+    /// once so a new chain begins (default true).
+    pub full_on_gap: bool,
     pub parallel_collections: usize,
     /// How late a missed run may still start (after downtime); `None`:
     /// up to one schedule interval.

@@ -50,7 +50,7 @@ fn unknown_key_lists_valid_keys_when_nothing_is_close() {
             "jobs.prod-full.frobnicate: unknown key \"frobnicate\" (hint: valid keys here: \
              source, storage, kind, schedule, timezone, retention, keep_daily, keep_weekly, \
              keep_monthly, min_keep, compression, compression_level, include, exclude, \
-             include_users, parallel_collections, catch_up, enabled)"
+             include_users, full_on_gap, parallel_collections, catch_up, enabled)"
         )
     );
 }
