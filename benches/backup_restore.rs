@@ -10,10 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
 use bson::{doc, Document};
+use common::measure;
 use mongo_testserver::TestServer;
 
 const WORDS: &[&str] = &[
@@ -53,42 +55,6 @@ fn document(i: i64, rng: &mut Rng) -> Document {
         "notes": rng.words(110),
         "token": format!("{:016x}{:016x}", rng.next(), rng.next()),
     }
-}
-
-/// Runs the binary under GNU time; returns wall time, the binary's CPU
-/// time and its peak RSS in KiB. (getrusage(RUSAGE_CHILDREN) would be
-/// wrong here: Linux charges the parent's resident set, which holds the
-/// whole dataset in the test server, to a child at exec.)
-fn measure(args: &[&str]) -> (Duration, Duration, i64) {
-    let out = Command::new("/usr/bin/time")
-        .args([
-            "-f",
-            "BENCH %e %U %S %M",
-            env!("CARGO_BIN_EXE_mongo-backupd"),
-        ])
-        .args(args)
-        .output()
-        .expect("/usr/bin/time (Debian package `time`) runs the measured command");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("BENCH "))
-        .expect("GNU time's report");
-    let f: Vec<f64> = line[6..]
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    (
-        Duration::from_secs_f64(f[0]),
-        Duration::from_secs_f64(f[1] + f[2]),
-        f[3] as i64,
-    )
 }
 
 fn main() {

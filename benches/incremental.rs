@@ -8,40 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
-use std::process::Command;
+mod common;
 
 use bson::{doc, Document};
+use common::measure;
 use mongo_testserver::TestServer;
 
 const CHANGES: i64 = 10_000;
-
-fn timed(args: &[&str]) -> (f64, f64, i64) {
-    let out = Command::new("/usr/bin/time")
-        .args([
-            "-f",
-            "BENCH %e %U %S %M",
-            env!("CARGO_BIN_EXE_mongo-backupd"),
-        ])
-        .args(args)
-        .output()
-        .expect("/usr/bin/time (Debian package `time`) runs the measured command");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("BENCH "))
-        .expect("GNU time's report");
-    let f: Vec<f64> = line[6..]
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    (f[0], f[1] + f[2], f[3] as i64)
-}
 
 fn main() {
     let sizes: Vec<u64> = std::env::var("BENCH_SIZES_MIB")
@@ -85,7 +58,7 @@ fn main() {
         )
         .unwrap();
         let cfg = cfg.display().to_string();
-        let (full_s, _, _) = timed(&["backup", "--config", &cfg, "--job", "full"]);
+        let (full, _, _) = measure(&["backup", "--config", &cfg, "--job", "full"]);
         rt.block_on(async {
             let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
             let coll = client.database("bench").collection::<Document>("c");
@@ -109,7 +82,7 @@ fn main() {
                 }
             }
         });
-        let (inc_s, inc_cpu, inc_rss) = timed(&["backup", "--config", &cfg, "--job", "incr"]);
+        let (inc, inc_cpu, inc_rss) = measure(&["backup", "--config", &cfg, "--job", "incr"]);
         let incr_dir = std::fs::read_dir(dir.path().join("b/incr"))
             .unwrap()
             .next()
@@ -127,7 +100,10 @@ fn main() {
             .map(|f| f["size"].as_u64().unwrap())
             .sum();
         println!(
-            "| {mib} | {docs} | {full_s:.1} | {inc_s:.2} | {inc_cpu:.2} | {:.0} | {entries} | {:.0} |",
+            "| {mib} | {docs} | {:.1} | {:.2} | {:.2} | {:.0} | {entries} | {:.0} |",
+            full.as_secs_f64(),
+            inc.as_secs_f64(),
+            inc_cpu.as_secs_f64(),
             inc_rss as f64 / 1024.0,
             stored as f64 / 1024.0
         );
