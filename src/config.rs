@@ -16,6 +16,7 @@
 //! [`Source::resolve_uri`], so `check-config` run from a shell agrees with the
 //! daemon even when the URI lives in a systemd credential.
 
+pub mod alerts;
 mod build;
 mod build_job;
 mod duration;
@@ -31,6 +32,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use alerts::{AlertSettings, EmailSettings, SecretSource, SmtpTls};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{

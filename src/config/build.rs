@@ -97,6 +97,7 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         sources,
         storage,
         jobs,
+        alerts: super::alerts::AlertSettings::default(),
     })
 }
 

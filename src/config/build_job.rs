@@ -111,6 +111,8 @@ pub(crate) fn job(
         parallel_collections: parallel_collections?,
         catch_up: catch_up?,
         enabled: enabled?,
+        alert_to: Vec::new(),
+        stale_after: None,
     })
 }
 

@@ -24,6 +24,7 @@ pub struct Config {
     pub sources: BTreeMap<String, Source>,
     pub storage: BTreeMap<String, StorageLocation>,
     pub jobs: BTreeMap<String, Job>,
+    pub alerts: super::alerts::AlertSettings,
 }
 
 /// `[daemon]`: process-wide settings, all optional.
@@ -299,6 +300,11 @@ pub struct Job {
     /// up to one schedule interval.
     pub catch_up: Option<Duration>,
     pub enabled: bool,
+    /// Mailed about this job's alerts besides `[alerts.email] to`.
+    pub alert_to: Vec<String>,
+    /// No success for this long makes the job stale; `None`: the schedule's
+    /// interval times `[alerts] stale_factor`.
+    pub stale_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
