@@ -184,6 +184,40 @@ impl BackupError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, BackupError::Source(e) if e.is_unreachable())
     }
+
+    /// The server refused our credentials (wrong user or password, or a
+    /// mechanism it does not allow).
+    pub fn is_authentication(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(m) = e.downcast_ref::<mongodb::error::Error>() {
+                let refused = match m.kind.as_ref() {
+                    mongodb::error::ErrorKind::Authentication { .. } => true,
+                    mongodb::error::ErrorKind::Command(c) => c.code == 18,
+                    _ => false,
+                };
+                if refused {
+                    return true;
+                }
+            }
+            cause = e.source();
+        }
+        false
+    }
+
+    /// What the operator should do, for the failures that have an obvious
+    /// answer (the rest depend on the message itself).
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self {
+            _ if self.is_authentication() => "Check the user name and password in the source's URI (uri_file / uri_env) and that the user has the backup role.",
+            _ if self.is_unreachable() => "Check that MongoDB is running and reachable from this host (firewall, DNS, the host names in the URI).",
+            BackupError::Storage(s) if s.is_disk_full() => "Free space on the backup storage (or lower retention), or point the job at a larger filesystem.",
+            BackupError::OplogGap { .. } => "A full backup starts a new chain (the daemon starts one at once unless full_on_gap = false); to avoid gaps, enlarge the oplog or take incrementals more often.",
+            BackupError::OplogRolledOver { .. } => "Enlarge the oplog (replSetResizeOplog) or make the backup faster (more parallel_collections).",
+            BackupError::NoFullYet { .. } => "Run the source's full backup job (or `mongo-backupd backup --job NAME`) so incrementals have a base.",
+            _ => return None,
+        })
+    }
 }
 
 /// One namespace to copy, as found by listCollections.
@@ -203,8 +237,25 @@ pub async fn run(
     cancel: &CancellationToken,
     now: DateTime<Utc>,
 ) -> Result<BackupOutcome, BackupError> {
+    let id = next_id(req, now);
+    run_with_id(req, cancel, now, &id).await
+}
+
+/// The id a backup of `req` started at `now` gets, so a caller can name
+/// it in its own records (an alert about a failed run) before it ends.
+pub fn next_id(req: &BackupRequest, now: DateTime<Utc>) -> String {
+    unique_id(&req.storage_root, &req.job, new_backup_id(req.kind, now))
+}
+
+/// [`run`] under an id from [`next_id`].
+pub async fn run_with_id(
+    req: &BackupRequest,
+    cancel: &CancellationToken,
+    now: DateTime<Utc>,
+    id: &str,
+) -> Result<BackupOutcome, BackupError> {
     let started = Instant::now();
-    let id = unique_id(&req.storage_root, &req.job, new_backup_id(req.kind, now));
+    let id = id.to_string();
     tracing::info!(job = %req.job, backup_id = %id, "Backup started.");
     let result = run_as(req, cancel, now, &id, started).await;
     if let Err(e) = &result {

@@ -1,6 +1,7 @@
 //! The command line: parsing, dispatch to the library, and the mapping of
 //! failures to messages and sysexits-style exit codes.
 
+mod alert_cmd;
 mod commands;
 mod daemon_cmd;
 
@@ -103,6 +104,15 @@ pub enum Command {
     Verify {
         /// The backup directory (the one holding manifest.json).
         dir: PathBuf,
+    },
+    /// Send a test alert mail with the configured [alerts.email] settings
+    /// and show how the SMTP conversation went.
+    TestAlert {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also send to this job's alert_to recipients.
+        #[arg(long)]
+        job: Option<String>,
     },
     /// List the backups in a storage location, newest first.
     List {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::alert::{self, stale, AlertTasks, Alerts, Event, Operation};
 use crate::config::{self, Config};
 use crate::schedule::{self, FireOutcome, JobState, JobTiming, StartupDecision};
 pub use notify::Notifier;
@@ -90,6 +91,8 @@ pub struct Daemon {
     jobs: BTreeMap<String, ScheduledJob>,
     runs: Runs,
     notifier: Notifier,
+    alerts: Alerts,
+    alert_tasks: Option<AlertTasks>,
 }
 
 impl Daemon {
@@ -112,13 +115,70 @@ impl Daemon {
         };
         let jobs = schedule_jobs(&config, &last_fires);
         let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent_jobs.max(1)));
-        Daemon {
+        let (alerts, alert_tasks) = Alerts::start(&config);
+        let daemon = Daemon {
             retention_due: Utc::now(),
             runs: Runs::new(permits, config.daemon.state_dir.clone()),
             config,
             jobs,
             notifier,
-        }
+            alerts,
+            alert_tasks: Some(alert_tasks),
+        };
+        let successes = last_successes(&daemon.config.daemon.state_dir);
+        daemon.sync_health(Utc::now(), &[], Some(&successes));
+        daemon
+    }
+
+    /// Tells the staleness watchdog about the jobs as configured now.
+    /// Jobs in `fresh` (added, or with a changed schedule) are watched from
+    /// `now`; `successes` seeds the last success of each job at start.
+    fn sync_health(
+        &self,
+        now: DateTime<Utc>,
+        fresh: &[String],
+        successes: Option<&BTreeMap<String, DateTime<Utc>>>,
+    ) {
+        let factor = self.config.alerts.stale_factor;
+        let entries: BTreeMap<String, stale::JobHealth> = self
+            .jobs
+            .iter()
+            .map(|(name, sj)| {
+                let threshold = sj.timing.as_ref().and_then(|t| {
+                    stale::threshold(
+                        sj.job.stale_after,
+                        schedule::longest_gap(t, now, 50),
+                        factor,
+                    )
+                });
+                let next_fire = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
+                let health = stale::JobHealth {
+                    job: alert::job_ref(&self.config, &sj.job),
+                    threshold,
+                    watched_since: now,
+                    last_success: successes.and_then(|s| s.get(name).copied()),
+                    running_since: None,
+                    skipped: 0,
+                    next_fire,
+                };
+                (name.clone(), health)
+            })
+            .collect();
+        self.alerts.with_health(|h| {
+            let old = std::mem::take(&mut h.jobs);
+            for (name, mut new) in entries {
+                if let Some(prev) = old.get(&name) {
+                    if !fresh.contains(&name) {
+                        new.watched_since = prev.watched_since;
+                    }
+                    new.last_success = new.last_success.or(prev.last_success);
+                    new.running_since = prev.running_since;
+                    new.skipped = prev.skipped;
+                }
+                h.jobs.insert(name, new);
+            }
+            h.last_tick = now;
+        });
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -197,6 +257,24 @@ impl Daemon {
     }
 
     fn tick(&mut self, now: DateTime<Utc>) {
+        let next: Vec<(String, Option<DateTime<Utc>>)> = self
+            .jobs
+            .iter()
+            .map(|(n, sj)| {
+                let next = sj.timing.as_ref().and_then(|t| {
+                    schedule::next_fire(t, sj.state.last_fire.unwrap_or(now).max(now))
+                });
+                (n.clone(), next)
+            })
+            .collect();
+        self.alerts.with_health(|h| {
+            h.last_tick = now;
+            for (name, next) in next {
+                if let Some(j) = h.jobs.get_mut(&name) {
+                    j.next_fire = next;
+                }
+            }
+        });
         if now >= self.retention_due {
             self.apply_retention(None);
             self.retention_due = now + RETENTION_EVERY;
@@ -216,6 +294,11 @@ impl Daemon {
                         sj.state.skipped_overlaps
                     );
                     self.runs.record_skipped(name, sj.job.kind, scheduled);
+                    self.alerts.with_health(|h| {
+                        if let Some(j) = h.jobs.get_mut(name) {
+                            j.skipped += 1;
+                        }
+                    });
                 }
                 _ => {}
             }
@@ -235,42 +318,100 @@ impl Daemon {
         };
         let request = crate::backup::BackupRequest::for_job(&self.config, name, None);
         self.runs.start(name, sj.job.kind, scheduled, request);
+        let now = Utc::now();
+        self.alerts.with_health(|h| {
+            if let Some(j) = h.jobs.get_mut(name) {
+                j.running_since = Some(now);
+            }
+        });
     }
 
     fn finished(&mut self, done: RunDone) {
         if let Some(sj) = self.jobs.get_mut(&done.job) {
             sj.state.finish();
         }
+        self.alerts.with_health(|h| {
+            if let Some(j) = h.jobs.get_mut(&done.job) {
+                j.running_since = None;
+                if done.success {
+                    j.last_success = Some(done.finished);
+                    j.skipped = 0;
+                }
+            }
+        });
+        self.report(&done);
         if done.gap {
-            self.restart_chain(&done.job);
+            let error = done.failure.as_ref().map(|f| f.error.clone());
+            self.restart_chain(&done.job, error.unwrap_or_default());
         }
         if done.success {
             self.apply_retention(Some(&done.job));
         }
     }
 
+    /// Tells alerting how a run ended.
+    fn report(&self, done: &RunDone) {
+        let Some(sj) = self.jobs.get(&done.job) else {
+            return;
+        };
+        let job = alert::job_ref(&self.config, &sj.job);
+        if done.success {
+            self.alerts
+                .succeeded(job, Operation::Backup, done.backup_id.clone());
+            return;
+        }
+        let Some(f) = &done.failure else {
+            // Cancelled at shutdown: nobody needs to be woken for that.
+            return;
+        };
+        let now = Utc::now();
+        let next_attempt = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
+        self.alerts.event(Event::Failed(alert::Failure {
+            job,
+            operation: Operation::Backup,
+            backup_id: done.backup_id.clone(),
+            started: done.started,
+            duration: (done.finished - done.started).to_std().unwrap_or_default(),
+            error: f.error.clone(),
+            advice: f.advice.clone(),
+            log_lines: f.log_lines.clone(),
+            next_attempt,
+        }));
+    }
+
     /// Deletes what retention no longer keeps, for one job (after its
     /// backup) or all (on the daemon's own schedule), off the scheduler's
     /// thread.
     fn apply_retention(&self, job: Option<&str>) {
-        let (cfg, only) = (self.config.clone(), job.map(str::to_string));
-        let job = only.clone().unwrap_or_else(|| "all jobs".to_string());
+        let cfg = self.config.clone();
+        let jobs: Vec<String> = match job {
+            Some(j) => vec![j.to_string()],
+            None => cfg.jobs.keys().cloned().collect(),
+        };
+        let alerts = self.alerts.clone();
         tokio::task::spawn_blocking(move || {
-            match crate::retention::prune::plan(&cfg, only.as_deref(), Utc::now()) {
-                Ok(plans) => {
-                    for plan in plans {
-                        let (removed, errors) = plan.execute();
-                        if !removed.is_empty() {
-                            tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
-                        }
-                        for e in errors {
-                            tracing::error!(job = %job, "Retention could not delete a backup: {e}. Check the storage's permissions.");
-                        }
-                    }
+            for job in jobs {
+                let Some(j) = cfg.jobs.get(&job) else {
+                    continue;
+                };
+                let started = Utc::now();
+                let problems = retain(&cfg, &job);
+                let job_ref = alert::job_ref(&cfg, j);
+                if problems.is_empty() {
+                    alerts.succeeded(job_ref, Operation::Retention, None);
+                    continue;
                 }
-                Err(e) => {
-                    tracing::error!(job = %job, "Retention could not list the backups: {}.", crate::error_chain(&e))
-                }
+                alerts.event(Event::Failed(alert::Failure {
+                    job: job_ref,
+                    operation: Operation::Retention,
+                    backup_id: None,
+                    started,
+                    duration: (Utc::now() - started).to_std().unwrap_or_default(),
+                    error: problems.join("; "),
+                    advice: Some("Check that the storage is mounted and that the daemon's user may list and delete in it; retention retries after the next backup and every hour.".into()),
+                    log_lines: Vec::new(),
+                    next_attempt: Some(Utc::now() + RETENTION_EVERY),
+                }));
             }
         });
     }
@@ -279,11 +420,20 @@ impl Daemon {
     /// of the same source into the same storage now, so the next
     /// incremental has a base again instead of failing until the next
     /// scheduled full.
-    fn restart_chain(&mut self, incremental: &str) {
+    fn restart_chain(&mut self, incremental: &str, error: String) {
         let Some(inc) = self.jobs.get(incremental).map(|sj| sj.job.clone()) else {
             return;
         };
+        let gap = |full_job: Option<&str>, reason: Option<String>| {
+            Event::Gap(alert::GapRestart {
+                job: alert::job_ref(&self.config, &inc),
+                error: error.clone(),
+                full_job: full_job.map(str::to_string),
+                reason,
+            })
+        };
         if !inc.full_on_gap {
+            self.alerts.event(gap(None, Some(format!("full_on_gap = false for this job, so no full backup was started: its incrementals fail until the next full backup of source \"{}\"; run one now with `mongo-backupd backup --job FULL-JOB`.", inc.source))));
             tracing::error!(
                 job = %incremental,
                 "Job \"{incremental}\" cannot continue its chain (full_on_gap = false, so no full backup is started): its incrementals fail until the next full backup of source \"{}\".",
@@ -303,6 +453,7 @@ impl Daemon {
             .map(|(n, _)| n.clone())
             .collect();
         let Some(full) = fulls.first() else {
+            self.alerts.event(gap(None, Some(format!("No enabled full backup job backs up source \"{}\" into storage \"{}\": add one, or run `mongo-backupd backup` for a full backup now.", inc.source, inc.storage))));
             tracing::error!(
                 job = %incremental,
                 "No enabled full backup job backs up source \"{}\" into storage \"{}\", so the broken chain cannot be restarted: add one, or run `mongo-backupd backup` for a full backup now.",
@@ -311,6 +462,8 @@ impl Daemon {
             );
             return;
         };
+        let event = gap(Some(full), None);
+        self.alerts.event(event);
         let Some(sj) = self.jobs.get_mut(full) else {
             return;
         };
@@ -361,6 +514,10 @@ impl Daemon {
         let new = match config::load(&path) {
             Ok(c) => c,
             Err(errors) => {
+                self.alerts.event(Event::ReloadRejected {
+                    path: path.clone(),
+                    errors: errors.iter().map(ToString::to_string).collect(),
+                });
                 for e in &errors.0 {
                     tracing::error!("{e}");
                 }
@@ -463,6 +620,9 @@ impl Daemon {
             );
         }
         self.save_state();
+        self.alerts.reloaded(&self.config);
+        let fresh: Vec<String> = added.iter().chain(&changed).cloned().collect();
+        self.sync_health(now, &fresh, None);
         let scheduled = self.jobs.values().filter(|j| j.timing.is_some()).count();
         self.notifier.ready(&format!("{scheduled} jobs scheduled"));
     }
@@ -481,6 +641,52 @@ impl Daemon {
         }
         self.runs.drain(grace).await;
         self.save_state();
+        // Every handle must go for the alert tasks to end: the last one is
+        // ours. Mails still waiting get one last attempt.
+        let tasks = self.alert_tasks.take();
+        drop(self);
+        if let Some(tasks) = tasks {
+            tasks.finish().await;
+        }
         tracing::info!("mongo-backupd stopped.");
     }
+}
+
+/// Applies retention for one job; the problems found, as sentences.
+fn retain(cfg: &Config, job: &str) -> Vec<String> {
+    let plans = match crate::retention::prune::plan(cfg, Some(job), Utc::now()) {
+        Ok(plans) => plans,
+        Err(e) => {
+            let chain = crate::error_chain(&e);
+            tracing::error!(job = %job, "Retention could not list the backups of job \"{job}\": {chain}.");
+            return vec![format!("cannot list the backups: {chain}")];
+        }
+    };
+    let mut problems = Vec::new();
+    for plan in plans {
+        let (removed, errors) = plan.execute();
+        if !removed.is_empty() {
+            tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
+        }
+        for e in errors {
+            tracing::error!(job = %job, "Retention could not delete a backup: {e}. Check the storage's permissions.");
+            problems.push(format!("cannot delete a backup: {e}"));
+        }
+    }
+    problems
+}
+
+/// The last successful backup of each job, from the run history, so the
+/// watchdog knows at start how old each job's newest backup is.
+fn last_successes(state_dir: &std::path::Path) -> BTreeMap<String, DateTime<Utc>> {
+    let records = crate::history::read(state_dir, crate::history::HistoryFilter::default())
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for r in records {
+        if r.kind != "alert" && r.result == crate::history::RunResult::Success {
+            let t = out.entry(r.job).or_insert(r.finished);
+            *t = (*t).max(r.finished);
+        }
+    }
+    out
 }

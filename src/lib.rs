@@ -6,6 +6,7 @@
 //! (`storage`), what a backup contains (`catalog`), and the two operations
 //! that matter (`backup`, `restore`).
 
+pub mod alert;
 pub mod backup;
 pub mod catalog;
 pub mod cli;

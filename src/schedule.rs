@@ -113,6 +113,24 @@ pub fn catch_up_window(job: &JobTiming, missed: DateTime<Utc>) -> Duration {
     gap.to_std().unwrap_or(Duration::ZERO)
 }
 
+/// The longest wait between two consecutive fires among the next
+/// `fires` fires after `from`: how long a healthy job may go without a
+/// run (a weekdays-only schedule waits over the weekend), which the
+/// staleness watchdog scales into its threshold. `None` without fires.
+pub fn longest_gap(job: &JobTiming, from: DateTime<Utc>, fires: usize) -> Option<Duration> {
+    let mut previous = search::previous_before(&job.schedule, job.tz, from)
+        .or_else(|| job.schedule.next_after(from, job.tz))?;
+    let mut longest = chrono::Duration::zero();
+    for _ in 0..fires {
+        let Some(next) = job.schedule.next_after(previous, job.tz) else {
+            break;
+        };
+        longest = longest.max(next - previous);
+        previous = next;
+    }
+    longest.to_std().ok().filter(|d| !d.is_zero())
+}
+
 /// What to do about a job when the daemon starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartupDecision {

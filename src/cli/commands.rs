@@ -29,6 +29,9 @@ pub async fn run(command: Command) -> u8 {
         Command::Backup(args) => backup_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
         Command::Verify { dir } => verify_cmd(&dir),
+        Command::TestAlert { config, job } => {
+            super::alert_cmd::test_alert(&config, job.as_deref()).await
+        }
         Command::List {
             storage,
             config,

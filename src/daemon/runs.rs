@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
+use crate::alert::runlog;
 use crate::backup::{self, BackupError, BackupRequest, JobError};
 use crate::config::JobKind;
 use crate::history::{self, RunRecord, RunResult};
@@ -24,6 +27,20 @@ pub struct RunDone {
     pub gap: bool,
     /// The run completed a backup.
     pub success: bool,
+    /// The backup's id (also of a failed one: what it would have been).
+    pub backup_id: Option<String>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    /// For a failed run: what went wrong, for the alert.
+    pub failure: Option<RunFailure>,
+}
+
+/// What an alert about a failed run quotes.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub error: String,
+    pub advice: Option<String>,
+    pub log_lines: Vec<String>,
 }
 
 struct Active {
@@ -46,18 +63,6 @@ fn kind_name(kind: JobKind) -> String {
         JobKind::Manual => "manual",
     }
     .to_string()
-}
-
-/// A suggestion for the operator, for the failures that have an obvious one.
-fn advice(e: &BackupError) -> &'static str {
-    match e {
-        _ if e.is_unreachable() => " Check that MongoDB is running and reachable from this host.",
-        BackupError::Storage(s) if s.is_disk_full() => {
-            " Free space on the backup storage or point the job at a larger filesystem."
-        }
-        BackupError::OplogRolledOver { .. } => " Enlarge the oplog or make the backup faster.",
-        _ => "",
-    }
 }
 
 fn record(state_dir: &std::path::Path, rec: &RunRecord) {
@@ -127,6 +132,8 @@ impl Runs {
             self.done_tx.clone(),
         );
         let (name, token) = (job.to_string(), cancel.clone());
+        let run = runlog::next_run();
+        let span = runlog::span(job, run);
         let task = tokio::spawn(async move {
             let permit = match permits.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
@@ -143,6 +150,8 @@ impl Runs {
             };
             let started = Utc::now();
             let mut gap = false;
+            let mut failure = None;
+            let mut backup_id = None;
             let mut rec = RunRecord {
                 job: name.clone(),
                 kind: kind_name(kind),
@@ -163,8 +172,13 @@ impl Runs {
                         tracing::error!(job = %name, "The scheduled backup of job \"{name}\" cannot run: {e}.");
                         rec.result = RunResult::Failed;
                         rec.error = Some(e.to_string());
+                        failure = Some((e.to_string(), Some("Fix the job's configuration (the error names the setting) and reload.".to_string())));
                     }
-                    Ok(req) => match backup::run(&req, &token, started).await {
+                    Ok(req) => match {
+                        let id = backup::next_id(&req, started);
+                        backup_id = Some(id.clone());
+                        backup::run_with_id(&req, &token, started, &id).await
+                    } {
                         Ok(out) => {
                             rec.result = RunResult::Success;
                             rec.backup_id = Some(out.manifest.id.clone());
@@ -178,8 +192,10 @@ impl Runs {
                         Err(e) => {
                             gap = matches!(e, BackupError::OplogGap { .. });
                             let chain = crate::error_chain(&e);
-                            tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", advice(&e));
+                            tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", e.advice().map(|a| format!(" {a}")).unwrap_or_default());
                             rec.result = RunResult::Failed;
+                            rec.backup_id = backup_id.clone();
+                            failure = Some((chain.clone(), e.advice().map(str::to_string)));
                             rec.error = Some(chain);
                         }
                     },
@@ -189,12 +205,21 @@ impl Runs {
             record(&state_dir, &rec);
             drop(permit);
             let success = rec.result == RunResult::Success;
+            let log_lines = runlog::take(run);
             let _ = done_tx.send(RunDone {
                 job: name,
                 gap,
                 success,
+                backup_id: rec.backup_id.clone().or(backup_id),
+                started: rec.started,
+                finished: rec.finished,
+                failure: failure.map(|(error, advice)| RunFailure {
+                    error,
+                    advice,
+                    log_lines,
+                }),
             });
-        });
+        }.instrument(span));
         self.active.insert(job.to_string(), Active { cancel, task });
     }
 

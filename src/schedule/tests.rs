@@ -57,3 +57,18 @@ fn simulate(
     }
     fires
 }
+
+#[test]
+fn longest_gap_is_what_a_healthy_job_may_wait() {
+    let now = utc(2026, 11, 18, 12, 0, 0); // a Wednesday
+    let daily = timing("0 2 * * *", Tz::UTC);
+    assert_eq!(super::longest_gap(&daily, now, 20), Some(hours(24)));
+    // Weekdays only: the weekend is the longest wait.
+    let weekdays = timing("0 2 * * 1-5", Tz::UTC);
+    assert_eq!(super::longest_gap(&weekdays, now, 20), Some(hours(72)));
+    let every_10s = timing("*/10 * * * * *", Tz::UTC);
+    assert_eq!(
+        super::longest_gap(&every_10s, now, 20),
+        Some(Duration::from_secs(10))
+    );
+}
