@@ -6,21 +6,13 @@
 
 mod common;
 
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use bson::{doc, Document};
 use common::client;
+use common::daemon::Daemon;
 use mongo_testserver::harness::Target;
-
-/// A running daemon with its files.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    notify: UnixDatagram,
-}
 
 fn config_text(dir: &Path, uri: &str, db: &str, schedule: &str, grace: &str) -> String {
     format!(
@@ -46,151 +38,6 @@ include = ["{db}"]
         state = dir.join("state").display(),
         storage = dir.join("backups").display(),
     )
-}
-
-impl Daemon {
-    fn start_in(dir: tempfile::TempDir, config: &str) -> Daemon {
-        Self::start_with_env(dir, config, &[])
-    }
-
-    fn start_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let socket = dir.path().join("notify.sock");
-        let _ = std::fs::remove_file(&socket);
-        let notify = UnixDatagram::bind(&socket).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = common::bin()
-            .args(["run", "--config"])
-            .arg(dir.path().join("config.toml"))
-            .env("NOTIFY_SOCKET", &socket)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            dir,
-            notify,
-        };
-        d.expect_notify("READY=1");
-        d
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    /// The next notification must start with `prefix` (30 s bound).
-    fn expect_notify(&self, prefix: &str) -> String {
-        let mut buf = [0u8; 1024];
-        let n = self
-            .notify
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no {prefix} notification: {e}\n{}", self.log()));
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        assert!(
-            msg.starts_with(prefix),
-            "expected {prefix}, got {msg:?}\n{}",
-            self.log()
-        );
-        msg
-    }
-
-    /// Reads notifications until one starts with `prefix`, skipping
-    /// watchdog pings; returns how many pings it skipped.
-    fn expect_past_pings(&self, prefix: &str) -> usize {
-        let mut pings = 0;
-        loop {
-            let mut buf = [0u8; 1024];
-            let n = self
-                .notify
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("no {prefix}: {e}\n{}", self.log()));
-            let msg = String::from_utf8_lossy(&buf[..n]);
-            if msg == "WATCHDOG=1" {
-                pings += 1;
-                continue;
-            }
-            assert!(msg.starts_with(prefix), "expected {prefix}, got {msg:?}");
-            return pings;
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    fn write_config(&self, text: &str) {
-        std::fs::write(self.path("config.toml"), text).unwrap();
-    }
-
-    /// Complete backups of job `fast`, and whether a partial one exists.
-    fn backups(&self) -> (usize, bool) {
-        let entries: Vec<String> = std::fs::read_dir(self.path("backups/fast"))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let partial = entries.iter().any(|e| e.starts_with(".partial-"));
-        (
-            entries.iter().filter(|e| !e.starts_with('.')).count(),
-            partial,
-        )
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&Daemon) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !cond(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// SIGTERM, then the exit status (bounded wait).
-    fn stop(&mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        self.expect_notify("STOPPING=1");
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not exit\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 async fn seed(target: &Target, db: &str, n: i32) {
@@ -676,7 +523,7 @@ async fn retention_also_runs_on_its_own_when_no_backup_is_due() {
     assert!(real.is_dir());
     assert!(
         d.log()
-            .contains("Retention deleted 1 backups of job \"all jobs\""),
+            .contains("Retention deleted 1 backups of job \"fast\""),
         "{}",
         d.log()
     );

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
 
+pub mod daemon;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
