@@ -18,6 +18,7 @@
 
 pub mod alerts;
 mod build;
+mod build_alerts;
 mod build_job;
 mod duration;
 mod error;

@@ -133,6 +133,16 @@ impl AlertState {
                 suppressed,
             });
         }
+        if let Key::Stale(job) = &key {
+            // A job whose runs fail is stale too; the failure mails already
+            // say so, and more precisely.
+            if self
+                .conditions
+                .contains_key(&Key::Failed(job.clone(), Operation::Backup))
+            {
+                return None;
+            }
+        }
         match self.conditions.get_mut(&key) {
             Some(c) => {
                 c.total += 1;

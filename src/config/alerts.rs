@@ -155,9 +155,7 @@ impl SecretSource {
                 .map_err(|_| format!("environment variable {var} is not valid UTF-8"))?,
             SecretSource::File(pattern) => {
                 let path = super::model::expand_vars(&pattern.to_string_lossy(), &env)
-                    .map_err(|var| {
-                        format!("password_file uses ${{{var}}}, which is not set")
-                    })?;
+                    .map_err(|var| format!("password_file uses ${{{var}}}, which is not set"))?;
                 std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read the password file {path}: {e}"))?
                     .trim()

@@ -1,6 +1,7 @@
 //! From TOML text to [`Config`]: the top level, `[daemon]`, `[sources.*]`
-//! and `[storage.*]` (jobs are in `build_job`). Every check runs even after
-//! a failure, so one `check-config` run lists every mistake.
+//! and `[storage.*]` (jobs are in `build_job`, alerts in `build_alerts`).
+//! Every check runs even after a failure, so one `check-config` run lists
+//! every mistake.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use toml_edit::Document;
 
+use super::alerts::AlertSettings;
+use super::build_alerts;
 use super::build_job::{self, Names};
 use super::error::{ConfigErrors, Sink};
 use super::model::{
@@ -17,7 +20,7 @@ use super::model::{
 use super::reader::{Section, Span};
 use super::suggest::{closest, parse_time_zone};
 
-const TOP_LEVEL: [&str; 4] = ["daemon", "sources", "storage", "jobs"];
+const TOP_LEVEL: [&str; 5] = ["daemon", "sources", "storage", "jobs", "alerts"];
 const DAEMON_KEYS: [&str; 7] = [
     "state_dir",
     "timezone",
@@ -59,6 +62,11 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         None => DaemonSettings::default(),
     };
 
+    let alerts = match root.table(&mut sink, "alerts", "a table ([alerts])") {
+        Some(section) => build_alerts::alerts(&mut sink, &section),
+        None => AlertSettings::default(),
+    };
+
     let mut sources = BTreeMap::new();
     let source_tables = named_tables(&mut sink, &root, "sources", "source");
     for (name, section) in &source_tables {
@@ -97,7 +105,7 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         sources,
         storage,
         jobs,
-        alerts: super::alerts::AlertSettings::default(),
+        alerts,
     })
 }
 
@@ -279,22 +287,13 @@ fn uri_spec<'k>(
                 "e.g. uri = \"mongodb://db1:27017/?replicaSet=rs0\"".into()
             },
         )),
-        "uri_file" => check_uri_file(text),
-        "uri_env" if !is_env_name(text) => Some((
-            format!("{text:?} is not an environment variable name"),
-            match text
-                .trim_start_matches('$')
-                .trim_start_matches('{')
-                .trim_end_matches('}')
-            {
-                bare if is_env_name(bare) => {
-                    format!("write the name without $ or braces: uri_env = {bare:?}")
-                }
-                _ => {
-                    "use letters, digits and \"_\", e.g. uri_env = \"PROD_MONGODB_URI\"".to_string()
-                }
-            },
-        )),
+        "uri_file" => check_file_pattern(
+            key,
+            text,
+            "the URI",
+            "e.g. \"/etc/mongo-backupd/prod.uri\" or \"${CREDENTIALS_DIRECTORY}/prod-uri\"",
+        ),
+        "uri_env" => check_env_name(key, text, "PROD_MONGODB_URI"),
         _ => None,
     };
     if let Some((message, hint)) = problem {
@@ -309,13 +308,21 @@ fn uri_spec<'k>(
     Some((spec, key))
 }
 
-/// `uri_file` is expanded at use time, so only its shape is checked here:
-/// absolute (after expansion) and well-formed `${VAR}` references.
-fn check_uri_file(text: &str) -> Option<(String, String)> {
+/// The value of `key`, a file holding a secret (`uri_file`,
+/// `password_file`): a message and a hint if it is malformed. The path is
+/// expanded at use time, so only its shape is checked here: absolute (after
+/// expansion) and well-formed `${VAR}` references. `holding` says what the
+/// file holds ("the URI") and `examples` is the hint for a relative path.
+pub(crate) fn check_file_pattern(
+    key: &str,
+    text: &str,
+    holding: &str,
+    examples: &str,
+) -> Option<(String, String)> {
     if text.is_empty() {
         return Some((
-            "uri_file is empty".into(),
-            "give the path of a file holding the URI".into(),
+            format!("{key} is empty"),
+            format!("give the path of a file holding {holding}"),
         ));
     }
     let mut rest = text;
@@ -340,11 +347,34 @@ fn check_uri_file(text: &str) -> Option<(String, String)> {
     }
     if !(text.starts_with('/') || text.starts_with("${")) {
         return Some((
-            format!("uri_file must be an absolute path, found {text:?}"),
-            "e.g. \"/etc/mongo-backupd/prod.uri\" or \"${CREDENTIALS_DIRECTORY}/prod-uri\"".into(),
+            format!("{key} must be an absolute path, found {text:?}"),
+            examples.to_string(),
         ));
     }
     None
+}
+
+/// The value of `key`, the name of an environment variable (`uri_env`,
+/// `password_env`): a message and a hint if it is not a plain name.
+/// `example` is a name to suggest when no fix can be guessed.
+pub(crate) fn check_env_name(key: &str, text: &str, example: &str) -> Option<(String, String)> {
+    if is_env_name(text) {
+        return None;
+    }
+    // `$VAR` and `${VAR}` are shell habits; the name inside is what we need.
+    let bare = text
+        .trim_start_matches('$')
+        .trim_start_matches('{')
+        .trim_end_matches('}');
+    let hint = if is_env_name(bare) {
+        format!("write the name without $ or braces: {key} = {bare:?}")
+    } else {
+        format!("use letters, digits and \"_\", e.g. {key} = {example:?}")
+    };
+    Some((
+        format!("{text:?} is not an environment variable name"),
+        hint,
+    ))
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -405,7 +435,11 @@ fn storage_location(
 
 /// An optional absolute path: the daemon runs from `/`, where a relative
 /// path would work by accident at best.
-fn absolute_path(sink: &mut Sink<'_>, section: &Section<'_>, key: &str) -> Option<PathBuf> {
+pub(crate) fn absolute_path(
+    sink: &mut Sink<'_>,
+    section: &Section<'_>,
+    key: &str,
+) -> Option<PathBuf> {
     let value = section.string(sink, key)?;
     if value.value.starts_with('/') {
         return Some(PathBuf::from(value.value));

@@ -2,9 +2,12 @@
 //! that need several (schedule vs kind, level vs codec, references to
 //! sources and storage).
 
+use std::time::Duration;
+
 use chrono_tz::Tz;
 
 use super::build::time_zone;
+use super::build_alerts::{mailboxes, positive_duration};
 use super::error::Sink;
 use super::model::{CompressionSetting, Job, JobKind, RetentionPolicy};
 use super::reader::{Section, Spanned};
@@ -12,7 +15,7 @@ use super::schedule::Schedule;
 use super::selection::{Pattern, Selection};
 use super::suggest::{closest, quoted_list};
 
-const JOB_KEYS: [&str; 19] = [
+const JOB_KEYS: [&str; 21] = [
     "source",
     "storage",
     "kind",
@@ -32,6 +35,8 @@ const JOB_KEYS: [&str; 19] = [
     "parallel_collections",
     "catch_up",
     "enabled",
+    "alert_to",
+    "stale_after",
 ];
 const COMPRESSIONS: [&str; 3] = ["none", "gzip", "zstd"];
 /// Upper bound for counts of backups to keep: far above any real policy,
@@ -95,6 +100,13 @@ pub(crate) fn job(
         false => Some(None),
     };
     let enabled = bool_or(sink, section, "enabled", true);
+    // Allowed without [alerts.email]: the alerts are then only logged, and
+    // mail can be turned on later without touching every job.
+    let alert_to = match section.contains("alert_to") {
+        true => mailboxes(sink, section, "alert_to"),
+        false => Some(Vec::new()),
+    };
+    let stale_after = stale_after(sink, section, kind, schedule.as_ref());
 
     Some(Job {
         name: name.to_string(),
@@ -111,9 +123,35 @@ pub(crate) fn job(
         parallel_collections: parallel_collections?,
         catch_up: catch_up?,
         enabled: enabled?,
-        alert_to: Vec::new(),
-        stale_after: None,
+        alert_to: alert_to?,
+        stale_after: stale_after?,
     })
+}
+
+/// `Some(None)`: not set. Staleness is measured against the schedule, so a
+/// job run only on request cannot be stale.
+fn stale_after(
+    sink: &mut Sink<'_>,
+    section: &Section<'_>,
+    kind: Option<JobKind>,
+    schedule: Option<&Option<Schedule>>,
+) -> Option<Option<Duration>> {
+    let stale_after = positive_duration(sink, section, "stale_after", "26h")?;
+    // Only when the job is otherwise sound: a missing kind or a broken
+    // schedule has its own error.
+    if stale_after.is_some() && kind.is_some() && matches!(schedule, Some(None)) {
+        sink.error(
+            section.value_span("stale_after"),
+            &section.key_path("stale_after"),
+            "stale_after needs a schedule",
+            Some(
+                "a job run only on request is never late: add a schedule or remove stale_after"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    Some(stale_after)
 }
 
 /// A required name of a `[sources.*]` / `[storage.*]` table that exists.

@@ -92,8 +92,15 @@ impl<'d> Section<'d> {
     /// Reports every key not in `known`, pointing at the key, with a
     /// "did you mean" for near misses and the valid keys otherwise.
     pub fn reject_unknown(&self, sink: &mut Sink<'_>, known: &[&str]) {
+        self.reject_unknown_except(sink, known, &[]);
+    }
+
+    /// [`reject_unknown`](Self::reject_unknown) that leaves the `handled`
+    /// keys alone: keys the caller rejects with a better message of its own
+    /// (a literal `password`), and that must not be offered as valid keys.
+    pub fn reject_unknown_except(&self, sink: &mut Sink<'_>, known: &[&str], handled: &[&str]) {
         for (key, _) in self.table.iter() {
-            if known.contains(&key) {
+            if known.contains(&key) || handled.contains(&key) {
                 continue;
             }
             let hint = match closest(key, known.iter().copied()) {
@@ -201,6 +208,28 @@ impl<'d> Section<'d> {
             format!("{key} = {} is out of range {min}-{max}", n.value),
             None,
         );
+        None
+    }
+
+    /// A number: a TOML float, or an integer (so `factor = 2` is accepted
+    /// as readily as `factor = 2.0`).
+    pub fn number(&self, sink: &mut Sink<'_>, key: &str) -> Option<Spanned<f64>> {
+        let (value, span) = self.value(sink, key, "number")?;
+        let number = match value {
+            Value::Float(f) => Some(*f.value()),
+            // Precision is lost only far beyond any sensible setting, which
+            // the caller's range check rejects anyway.
+            Value::Integer(n) => Some(*n.value() as f64),
+            _ => None,
+        };
+        if let Some(n) = number {
+            return Some(Spanned { value: n, span });
+        }
+        let hint = value
+            .as_str()
+            .filter(|s| s.parse::<f64>().is_ok_and(f64::is_finite))
+            .map(|s| format!("remove the quotes: {key} = {s}"));
+        self.wrong_type(sink, key, "number", value_type_name(value), hint);
         None
     }
 

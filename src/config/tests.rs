@@ -1,9 +1,10 @@
 //! Tests of the configuration as a whole: error messages and positions,
-//! schedules, selections, use-time URI resolution and a mutation fuzz of the
-//! example file. Helpers shared by the test modules live here.
+//! schedules, selections, alert settings, use-time URI resolution and a
+//! mutation fuzz of the example file. Helpers shared by the test modules live here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod alerts;
 mod errors_basic;
 mod errors_values;
 mod fuzz;

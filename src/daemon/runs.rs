@@ -174,11 +174,10 @@ impl Runs {
                         rec.error = Some(e.to_string());
                         failure = Some((e.to_string(), Some("Fix the job's configuration (the error names the setting) and reload.".to_string())));
                     }
-                    Ok(req) => match {
+                    Ok(req) => {
                         let id = backup::next_id(&req, started);
                         backup_id = Some(id.clone());
-                        backup::run_with_id(&req, &token, started, &id).await
-                    } {
+                        match backup::run_with_id(&req, &token, started, &id).await {
                         Ok(out) => {
                             rec.result = RunResult::Success;
                             rec.backup_id = Some(out.manifest.id.clone());
@@ -198,7 +197,8 @@ impl Runs {
                             failure = Some((chain.clone(), e.advice().map(str::to_string)));
                             rec.error = Some(chain);
                         }
-                    },
+                        }
+                    }
                 }
             }
             rec.finished = Utc::now();

@@ -50,14 +50,15 @@ fn unknown_key_lists_valid_keys_when_nothing_is_close() {
             "jobs.prod-full.frobnicate: unknown key \"frobnicate\" (hint: valid keys here: \
              source, storage, kind, schedule, timezone, retention, keep_daily, keep_weekly, \
              keep_monthly, min_keep, compression, compression_level, include, exclude, \
-             include_users, full_on_gap, parallel_collections, catch_up, enabled)"
+             include_users, full_on_gap, parallel_collections, catch_up, enabled, alert_to, \
+             stale_after)"
         )
     );
 }
 
 #[test]
 fn unknown_keys_in_every_table() {
-    let text = "[alerts]\nemail = \"ops@example.com\"\n\n[daemon]\nlog_levle = \"info\"\n\n\
+    let text = "[alert]\nemail = \"ops@example.com\"\n\n[daemon]\nlog_levle = \"info\"\n\n\
                 [sources.prod]\nuri = \"mongodb://x/\"\ntimeout = \"5s\"\n\n\
                 [storage.local]\ntype = \"local\"\npath = \"/b\"\nsize = 3\n";
     assert_eq!(
@@ -66,7 +67,7 @@ fn unknown_keys_in_every_table() {
             at(
                 1,
                 2,
-                "alerts: unknown key \"alerts\" (hint: valid keys here: daemon, sources, storage, jobs)"
+                "alert: unknown key \"alert\" (hint: did you mean \"alerts\"?)"
             ),
             at(
                 5,
