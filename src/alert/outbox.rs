@@ -271,7 +271,21 @@ pub async fn run(
         let email = settings.borrow().clone();
         if inflight.is_none() && tokio::time::Instant::now() >= next_try {
             if let (Some(email), Some((mail, reported))) = (email.clone(), outbox.head()) {
-                let attempt: Delivery = Box::pin(async move { smtp::deliver(&email, &mail).await });
+                // Its own task, so that a panic deep in the SMTP or TLS
+                // code fails this attempt instead of ending alerting.
+                let server = email.server_label();
+                let task = tokio::spawn(async move { smtp::deliver(&email, &mail).await });
+                let attempt: Delivery = Box::pin(async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(SendError {
+                            server,
+                            step: smtp::Step::Send,
+                            detail: format!("the delivery attempt failed unexpectedly: {e}"),
+                            advice: None,
+                            permanent: false,
+                        })
+                    })
+                });
                 inflight = Some((attempt, reported));
             }
         }

@@ -257,7 +257,8 @@ impl Attempt<'_> {
                 None => self.tls_parameters()?,
             };
             if let Err(e) = conn.starttls(params, &hello).await {
-                conn.abort().await;
+                // No QUIT: a failed upgrade leaves lettre without a stream
+                // to write it to. Dropping the connection closes it.
                 return Err(self.smtp(Step::StartTls, &e));
             }
             transcript.push("STARTTLS: TLS established, certificate verified".into());

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
 
 pub mod daemon;
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::path::Path;
