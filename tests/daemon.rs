@@ -393,8 +393,10 @@ async fn oplog_gap_scenario(full_on_gap: bool) {
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     let base = config_text(dir.path(), &server.uri(), db, "0 0 1 1 *", "30s")
         .replace("[jobs.fast]", "[jobs.full]");
+    let smtp = common::smtp::SmtpServer::start(common::smtp::SmtpOptions::plain());
     let cfg = format!(
-        "{base}\n[jobs.incr]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\nschedule = \"* * * * * *\"\ninclude = [\"{db}\"]\nfull_on_gap = {full_on_gap}\n"
+        "{base}\n[jobs.incr]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\nschedule = \"* * * * * *\"\ninclude = [\"{db}\"]\nfull_on_gap = {full_on_gap}\n\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"b@example.com\"\nto = [\"oncall@example.com\"]\n",
+        smtp.port()
     );
     std::fs::write(dir.path().join("config.toml"), &cfg).unwrap();
     let first_full = common::run(&[
@@ -428,11 +430,36 @@ async fn oplog_gap_scenario(full_on_gap: bool) {
     coll.insert_many((0..2000).map(|i| doc! { "_id": i, "pad": pad.clone() }))
         .await
         .unwrap();
+    let gap_mail = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mails = smtp.messages();
+            if let Some(m) = mails.iter().find(|m| m.subject.contains("OPLOG GAP")) {
+                return m.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no gap mail: {:?}\n{}",
+                mails.iter().map(|m| &m.subject).collect::<Vec<_>>(),
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     if !full_on_gap {
         d.wait_for("the gap to be reported", Duration::from_secs(30), |d| {
             d.log()
                 .contains("full_on_gap = false, so no full backup is started")
         });
+        let mail = gap_mail();
+        assert!(
+            mail.subject.ends_with(
+                "OPLOG GAP in job \"incr\" on 127.0.0.1: chain broken, no full backup started"
+            ),
+            "{}",
+            mail.subject
+        );
+        assert!(mail.body.contains("full_on_gap = false"), "{}", mail.body);
         assert_eq!(count(&d, "full"), 1, "no full was started");
         assert!(d.stop().success());
         return;
@@ -444,6 +471,19 @@ async fn oplog_gap_scenario(full_on_gap: bool) {
     d.wait_for("the new full", Duration::from_secs(30), |d| {
         count(d, "full") >= 2
     });
+    let mail = gap_mail();
+    assert!(
+        mail.subject
+            .ends_with("OPLOG GAP in job \"incr\" on 127.0.0.1: full backup \"full\" started"),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.body
+            .contains("What broke:   oplog gap: the oplog no longer holds the entries from"),
+        "{}",
+        mail.body
+    );
     let incrementals = count(&d, "incr");
     d.wait_for(
         "an incremental continuing the new chain",
