@@ -305,7 +305,8 @@ const MAX_ERROR_CHARS: usize = 80;
 
 /// The records as a plain-text table for `mongo-backupd history`: started
 /// (UTC, RFC 3339 to the second), job, kind, result, duration, size, backup
-/// id and the error on one line, `-` where there is nothing.
+/// id and the detail on one line (the error, or else the note: why a run
+/// was skipped, which alert mail was sent), `-` where there is nothing.
 pub fn render_table(records: &[RunRecord]) -> String {
     if records.is_empty() {
         return "no runs recorded\n".to_string();
@@ -318,7 +319,7 @@ pub fn render_table(records: &[RunRecord]) -> String {
         "DURATION",
         "SIZE",
         "BACKUP ID",
-        "ERROR",
+        "DETAIL",
     ]
     .map(String::from);
     let rows: Vec<[String; 8]> = records
@@ -332,7 +333,10 @@ pub fn render_table(records: &[RunRecord]) -> String {
                 duration_cell(r),
                 r.bytes.map_or_else(|| "-".to_string(), format_size),
                 r.backup_id.clone().unwrap_or_else(|| "-".to_string()),
-                r.error.as_deref().map_or_else(|| "-".to_string(), one_line),
+                r.error
+                    .as_deref()
+                    .or(r.note.as_deref())
+                    .map_or_else(|| "-".to_string(), one_line),
             ]
         })
         .collect();

@@ -6,7 +6,6 @@
 //! credential is used on the next mail and the secret never sits in a
 //! structure that could be logged with `{:?}`.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -117,8 +116,9 @@ impl SmtpTls {
     }
 }
 
-/// Where a secret lives. Deliberately has no variant holding the secret.
-#[derive(Clone, PartialEq, Eq)]
+/// Where a secret lives. Deliberately has no variant holding the secret,
+/// so `{:?}` of any setting can never print one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SecretSource {
     /// A file (trimmed of surrounding whitespace); `${VAR}` in the path is
@@ -126,15 +126,6 @@ pub enum SecretSource {
     File(PathBuf),
     /// An environment variable of the daemon.
     Env(String),
-}
-
-impl fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretSource::File(p) => f.debug_tuple("File").field(p).finish(),
-            SecretSource::Env(v) => f.debug_tuple("Env").field(v).finish(),
-        }
-    }
 }
 
 impl SecretSource {

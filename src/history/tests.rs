@@ -360,9 +360,9 @@ fn table_snapshot() {
     cancelled.error = Some("x".repeat(100));
     let table = render_table(&[cancelled, skipped, failed, ok]);
     let expected = "\
-STARTED               JOB               KIND         RESULT     DURATION  SIZE     BACKUP ID                   ERROR
+STARTED               JOB               KIND         RESULT     DURATION  SIZE     BACKUP ID                   DETAIL
 2025-06-01T05:00:00Z  nightly           manual       cancelled  -         5.3 GiB  nightly-20250601T050000Z    xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…
-2025-06-01T04:00:00Z  prod-full         full         skipped    0s        -        -                           -
+2025-06-01T04:00:00Z  prod-full         full         skipped    0s        -        -                           previous run still going
 2025-06-01T03:00:00Z  prod-incremental  incremental  failed     1h2m5s    -        -                           cannot reach mongodb://db1:27017: connection refused…
 2025-06-01T02:00:00Z  prod-full         full         success    1m30s     1.5 MiB  prod-full-20250601T020000Z  -
 ";
