@@ -37,8 +37,8 @@ pub use alerts::{AlertSettings, EmailSettings, SecretSource, SmtpTls};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    CompressionSetting, Config, DaemonSettings, Job, JobKind, LogLevel, LogRotation,
-    RetentionPolicy, Source, StorageLocation, UriSpec,
+    CompressionSetting, Config, DaemonSettings, HttpSettings, Job, JobKind, LogLevel, LogRotation,
+    RetentionPolicy, Source, StorageLocation, UriSpec, DEFAULT_CONTROL_SOCKET,
 };
 pub use schedule::{next_fires, Schedule, ScheduleError};
 pub use selection::{Pattern, Selection};

@@ -8,6 +8,7 @@
 //! clock, waking at least every 30 s because timers are monotonic and the
 //! wall clock can jump (suspend, NTP steps).
 
+pub mod api;
 pub mod notify;
 mod runs;
 

@@ -106,6 +106,7 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         storage,
         jobs,
         alerts,
+        http: None,
     })
 }
 

@@ -25,7 +25,41 @@ pub struct Config {
     pub storage: BTreeMap<String, StorageLocation>,
     pub jobs: BTreeMap<String, Job>,
     pub alerts: super::alerts::AlertSettings,
+    /// `[http]`: the HTTP API, off (`None`) unless configured.
+    pub http: Option<HttpSettings>,
 }
+
+/// `[http]`: the HTTP API and the Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// Default `127.0.0.1:9187`.
+    pub listen: std::net::SocketAddr,
+    /// A file of bearer tokens, one per line: `NAME TOKEN` (the name is
+    /// what the audit log shows) or just `TOKEN`; `#` starts a comment.
+    /// Read at start and on reload, never logged.
+    pub token_file: PathBuf,
+    /// Serve HTTPS with this certificate chain and key (PEM); both or
+    /// neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve `/metrics` without a token; only allowed on a loopback
+    /// address.
+    pub metrics_public: bool,
+    /// Mutating requests (backup, pause, resume) allowed per token per
+    /// minute; more get 429 with Retry-After.
+    pub mutations_per_minute: u32,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl HttpSettings {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:9187";
+}
+
+/// Where the control socket is unless `[daemon] control_socket` says
+/// otherwise (systemd's RuntimeDirectory=mongo-backupd creates the folder).
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/mongo-backupd/control.sock";
 
 /// `[daemon]`: process-wide settings, all optional.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +75,11 @@ pub struct DaemonSettings {
     /// `None`: log to stderr (the journal under systemd).
     pub log_file: Option<PathBuf>,
     pub log_rotation: LogRotation,
+    /// The control socket the CLI talks to the running daemon through.
+    pub control_socket: PathBuf,
+    /// The group that owns the socket (mode 0660) besides the daemon's
+    /// user: the admins allowed to control the daemon.
+    pub control_group: Option<String>,
 }
 
 impl Default for DaemonSettings {
@@ -53,6 +92,8 @@ impl Default for DaemonSettings {
             log_level: LogLevel::Info,
             log_file: None,
             log_rotation: LogRotation::Daily,
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            control_group: None,
         }
     }
 }
