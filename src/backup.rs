@@ -10,6 +10,7 @@
 
 mod dump;
 pub mod incremental;
+mod progress;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::catalog::{
 use crate::config::Selection;
 use crate::source::{self, SourceError};
 use crate::storage::{self, BackupWriter, Compression, FileEntry, StorageError};
+pub use progress::BackupProgress;
 
 pub use dump::metadata_json;
 
@@ -48,6 +50,11 @@ pub struct BackupRequest {
     pub parallel_collections: usize,
     pub connect_timeout: std::time::Duration,
     pub note: Option<String>,
+    /// Who asked for it, for a backup on request (recorded in the
+    /// manifest).
+    pub requested_by: Option<String>,
+    /// Counters the copy updates as it goes, for whoever watches.
+    pub progress: Option<std::sync::Arc<BackupProgress>>,
 }
 
 /// Why a configured job cannot be turned into a backup request.
@@ -120,6 +127,8 @@ impl BackupRequest {
             parallel_collections: job.parallel_collections,
             connect_timeout: src.connect_timeout,
             note,
+            requested_by: None,
+            progress: None,
         })
     }
 }
@@ -429,6 +438,7 @@ async fn full_with(
         files,
         parent: None,
         note: req.note.clone(),
+        requested_by: req.requested_by.clone(),
         bridge,
     };
     if cancel.is_cancelled() {
@@ -628,6 +638,9 @@ async fn copy_all(
     cancel: &CancellationToken,
 ) -> Result<Vec<CollectionRecord>, BackupError> {
     let limit = Arc::new(Semaphore::new(req.parallel_collections.max(1)));
+    if let Some(p) = &req.progress {
+        p.set_total(namespaces.len() as u64);
+    }
     let mut tasks = futures_util::stream::FuturesOrdered::new();
     for ns in namespaces {
         let limit = limit.clone();
@@ -641,6 +654,9 @@ async fn copy_all(
                 return Err(BackupError::Cancelled);
             }
             let copied = dump::collection(client, req, writer, ns, cancel).await?;
+            if let Some(p) = &req.progress {
+                p.collection_done();
+            }
             for f in copied.files.iter().cloned() {
                 push_file(&files, f);
             }

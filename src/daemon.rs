@@ -9,7 +9,9 @@
 //! wall clock can jump (suspend, NTP steps).
 
 pub mod api;
+mod health;
 pub mod notify;
+mod reload;
 mod runs;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::alert::{self, stale, AlertTasks, Alerts, Event, Operation};
+use crate::alert::{AlertTasks, Alerts};
 use crate::config::{self, Config};
 use crate::schedule::{self, FireOutcome, JobState, JobTiming, StartupDecision};
 pub use notify::Notifier;
@@ -126,60 +128,9 @@ impl Daemon {
             alerts,
             alert_tasks: Some(alert_tasks),
         };
-        let successes = last_successes(&daemon.config.daemon.state_dir);
+        let successes = health::last_successes(&daemon.config.daemon.state_dir);
         daemon.sync_health(Utc::now(), &[], Some(&successes));
         daemon
-    }
-
-    /// Tells the staleness watchdog about the jobs as configured now.
-    /// Jobs in `fresh` (added, or with a changed schedule) are watched from
-    /// `now`; `successes` seeds the last success of each job at start.
-    fn sync_health(
-        &self,
-        now: DateTime<Utc>,
-        fresh: &[String],
-        successes: Option<&BTreeMap<String, DateTime<Utc>>>,
-    ) {
-        let factor = self.config.alerts.stale_factor;
-        let entries: BTreeMap<String, stale::JobHealth> = self
-            .jobs
-            .iter()
-            .map(|(name, sj)| {
-                let threshold = sj.timing.as_ref().and_then(|t| {
-                    stale::threshold(
-                        sj.job.stale_after,
-                        schedule::longest_gap(t, now, 50),
-                        factor,
-                    )
-                });
-                let next_fire = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
-                let health = stale::JobHealth {
-                    job: alert::job_ref(&self.config, &sj.job),
-                    threshold,
-                    watched_since: now,
-                    last_success: successes.and_then(|s| s.get(name).copied()),
-                    running_since: None,
-                    skipped: 0,
-                    next_fire,
-                };
-                (name.clone(), health)
-            })
-            .collect();
-        self.alerts.with_health(|h| {
-            let old = std::mem::take(&mut h.jobs);
-            for (name, mut new) in entries {
-                if let Some(prev) = old.get(&name) {
-                    if !fresh.contains(&name) {
-                        new.watched_since = prev.watched_since;
-                    }
-                    new.last_success = new.last_success.or(prev.last_success);
-                    new.running_since = prev.running_since;
-                    new.skipped = prev.skipped;
-                }
-                h.jobs.insert(name, new);
-            }
-            h.last_tick = now;
-        });
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -318,7 +269,14 @@ impl Daemon {
             return;
         };
         let request = crate::backup::BackupRequest::for_job(&self.config, name, None);
-        self.runs.start(name, sj.job.kind, scheduled, request);
+        self.runs.start(runs::RunSpec {
+            job: name.to_string(),
+            kind: sj.job.kind,
+            scheduled: Some(scheduled),
+            request,
+            requested_by: None,
+            note: None,
+        });
         let now = Utc::now();
         self.alerts.with_health(|h| {
             if let Some(j) = h.jobs.get_mut(name) {
@@ -350,136 +308,6 @@ impl Daemon {
         }
     }
 
-    /// Tells alerting how a run ended.
-    fn report(&self, done: &RunDone) {
-        let Some(sj) = self.jobs.get(&done.job) else {
-            return;
-        };
-        let job = alert::job_ref(&self.config, &sj.job);
-        if done.success {
-            self.alerts
-                .succeeded(job, Operation::Backup, done.backup_id.clone());
-            return;
-        }
-        let Some(f) = &done.failure else {
-            // Cancelled at shutdown: nobody needs to be woken for that.
-            return;
-        };
-        let now = Utc::now();
-        let next_attempt = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
-        self.alerts.event(Event::Failed(alert::Failure {
-            job,
-            operation: Operation::Backup,
-            backup_id: done.backup_id.clone(),
-            started: done.started,
-            duration: (done.finished - done.started).to_std().unwrap_or_default(),
-            error: f.error.clone(),
-            advice: f.advice.clone(),
-            log_lines: f.log_lines.clone(),
-            next_attempt,
-        }));
-    }
-
-    /// Deletes what retention no longer keeps, for one job (after its
-    /// backup) or all (on the daemon's own schedule), off the scheduler's
-    /// thread.
-    fn apply_retention(&self, job: Option<&str>) {
-        let cfg = self.config.clone();
-        let jobs: Vec<String> = match job {
-            Some(j) => vec![j.to_string()],
-            None => cfg.jobs.keys().cloned().collect(),
-        };
-        let alerts = self.alerts.clone();
-        tokio::task::spawn_blocking(move || {
-            for job in jobs {
-                let Some(j) = cfg.jobs.get(&job) else {
-                    continue;
-                };
-                let started = Utc::now();
-                let problems = retain(&cfg, &job);
-                let job_ref = alert::job_ref(&cfg, j);
-                if problems.is_empty() {
-                    alerts.succeeded(job_ref, Operation::Retention, None);
-                    continue;
-                }
-                alerts.event(Event::Failed(alert::Failure {
-                    job: job_ref,
-                    operation: Operation::Retention,
-                    backup_id: None,
-                    started,
-                    duration: (Utc::now() - started).to_std().unwrap_or_default(),
-                    error: problems.join("; "),
-                    advice: Some("Check that the storage is mounted and that the daemon's user may list and delete in it; retention retries after the next backup and every hour.".into()),
-                    log_lines: Vec::new(),
-                    next_attempt: Some(Utc::now() + RETENTION_EVERY),
-                }));
-            }
-        });
-    }
-
-    /// After an oplog gap, the chain cannot continue: start a full backup
-    /// of the same source into the same storage now, so the next
-    /// incremental has a base again instead of failing until the next
-    /// scheduled full.
-    fn restart_chain(&mut self, incremental: &str, error: String) {
-        let Some(inc) = self.jobs.get(incremental).map(|sj| sj.job.clone()) else {
-            return;
-        };
-        let gap = |full_job: Option<&str>, reason: Option<String>| {
-            Event::Gap(alert::GapRestart {
-                job: alert::job_ref(&self.config, &inc),
-                error: error.clone(),
-                full_job: full_job.map(str::to_string),
-                reason,
-            })
-        };
-        if !inc.full_on_gap {
-            self.alerts.event(gap(None, Some(format!("full_on_gap = false for this job, so no full backup was started: its incrementals fail until the next full backup of source \"{}\"; run one now with `mongo-backupd backup --job FULL-JOB`.", inc.source))));
-            tracing::error!(
-                job = %incremental,
-                "Job \"{incremental}\" cannot continue its chain (full_on_gap = false, so no full backup is started): its incrementals fail until the next full backup of source \"{}\".",
-                inc.source
-            );
-            return;
-        }
-        let fulls: Vec<String> = self
-            .jobs
-            .iter()
-            .filter(|(_, sj)| {
-                sj.job.kind == config::JobKind::Full
-                    && sj.job.enabled
-                    && sj.job.source == inc.source
-                    && sj.job.storage == inc.storage
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        let Some(full) = fulls.first() else {
-            self.alerts.event(gap(None, Some(format!("No enabled full backup job backs up source \"{}\" into storage \"{}\": add one, or run `mongo-backupd backup` for a full backup now.", inc.source, inc.storage))));
-            tracing::error!(
-                job = %incremental,
-                "No enabled full backup job backs up source \"{}\" into storage \"{}\", so the broken chain cannot be restarted: add one, or run `mongo-backupd backup` for a full backup now.",
-                inc.source,
-                inc.storage
-            );
-            return;
-        };
-        let event = gap(Some(full), None);
-        self.alerts.event(event);
-        let Some(sj) = self.jobs.get_mut(full) else {
-            return;
-        };
-        if sj.state.running {
-            tracing::info!(job = %full, "A full backup of job \"{full}\" is already running; it starts the new chain.");
-            return;
-        }
-        tracing::warn!(
-            job = %full,
-            "Starting full backup job \"{full}\" now, because job \"{incremental}\" found an oplog gap: the new full starts a new chain."
-        );
-        sj.state.running = true;
-        self.start(full, Utc::now());
-    }
-
     fn next_wake(&self, now: DateTime<Utc>, watchdog: Option<Duration>) -> Duration {
         let mut wake = watchdog.map_or(MAX_SLEEP, |w| w.min(MAX_SLEEP));
         for sj in self.jobs.values() {
@@ -507,127 +335,6 @@ impl Daemon {
         }
     }
 
-    /// Applies a changed configuration without touching running backups;
-    /// a broken file leaves everything as it was.
-    fn reload(&mut self) {
-        self.notifier.reloading();
-        let path = self.config.path.clone();
-        let new = match config::load(&path) {
-            Ok(c) => c,
-            Err(errors) => {
-                self.alerts.event(Event::ReloadRejected {
-                    path: path.clone(),
-                    errors: errors.iter().map(ToString::to_string).collect(),
-                });
-                for e in &errors.0 {
-                    tracing::error!("{e}");
-                }
-                tracing::error!(
-                    "The reloaded configuration {} has {} errors (listed above); still running the previous configuration. Fix the file and reload again.",
-                    path.display(),
-                    errors.0.len()
-                );
-                self.notifier
-                    .ready("configuration reload rejected; previous configuration active");
-                return;
-            }
-        };
-        let now = Utc::now();
-        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
-        for name in self.jobs.keys() {
-            if !new.jobs.contains_key(name) {
-                removed.push(name.clone());
-            }
-        }
-        for name in &removed {
-            self.jobs.remove(name);
-        }
-        for (name, job) in &new.jobs {
-            match self.jobs.get_mut(name) {
-                Some(sj) if sj.job == *job => {}
-                Some(sj) => {
-                    let timing = timing_of(job).unwrap_or_else(|why| {
-                        tracing::warn!(job = %name, "{why}");
-                        None
-                    });
-                    let schedule_changed =
-                        sj.job.schedule != job.schedule || sj.job.timezone != job.timezone;
-                    sj.job = job.clone();
-                    sj.timing = timing;
-                    if schedule_changed {
-                        // The new schedule starts now: its past fires are not due.
-                        sj.state.last_fire = Some(now);
-                    }
-                    changed.push(name.clone());
-                }
-                None => {
-                    let timing = timing_of(job).unwrap_or_else(|why| {
-                        tracing::warn!(job = %name, "{why}");
-                        None
-                    });
-                    let state = JobState::new(Some(now));
-                    self.jobs.insert(
-                        name.clone(),
-                        ScheduledJob {
-                            job: job.clone(),
-                            timing,
-                            state,
-                        },
-                    );
-                    added.push(name.clone());
-                }
-            }
-        }
-        let old = &self.config.daemon;
-        let mut needs_restart = Vec::new();
-        if old.state_dir != new.daemon.state_dir {
-            needs_restart.push("daemon.state_dir");
-        }
-        if old.log_file != new.daemon.log_file || old.log_rotation != new.daemon.log_rotation {
-            needs_restart.push("daemon.log_file/log_rotation");
-        }
-        if old.log_level != new.daemon.log_level {
-            needs_restart.push("daemon.log_level");
-        }
-        if old.max_concurrent_jobs != new.daemon.max_concurrent_jobs {
-            needs_restart.push("daemon.max_concurrent_jobs");
-        }
-        let keep_daemon = old.clone();
-        self.config = new;
-        // Settings that cannot change live keep their running values.
-        self.config.daemon.state_dir = keep_daemon.state_dir;
-        self.config.daemon.log_file = keep_daemon.log_file;
-        self.config.daemon.log_rotation = keep_daemon.log_rotation;
-        self.config.daemon.log_level = keep_daemon.log_level;
-        self.config.daemon.max_concurrent_jobs = keep_daemon.max_concurrent_jobs;
-        let list = |v: &Vec<String>| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        tracing::info!(
-            "Reloaded {}: jobs added: {}; removed: {}; changed: {}. Running backups were not interrupted.",
-            path.display(),
-            list(&added),
-            list(&removed),
-            list(&changed)
-        );
-        if !needs_restart.is_empty() {
-            tracing::warn!(
-                "These settings changed but only take effect after a restart (systemctl restart mongo-backupd): {}.",
-                needs_restart.join(", ")
-            );
-        }
-        self.save_state();
-        self.alerts.reloaded(&self.config);
-        let fresh: Vec<String> = added.iter().chain(&changed).cloned().collect();
-        self.sync_health(now, &fresh, None);
-        let scheduled = self.jobs.values().filter(|j| j.timing.is_some()).count();
-        self.notifier.ready(&format!("{scheduled} jobs scheduled"));
-    }
-
     async fn shutdown(mut self) {
         self.notifier.stopping();
         let grace = self.config.daemon.shutdown_grace;
@@ -651,43 +358,4 @@ impl Daemon {
         }
         tracing::info!("mongo-backupd stopped.");
     }
-}
-
-/// Applies retention for one job; the problems found, as sentences.
-fn retain(cfg: &Config, job: &str) -> Vec<String> {
-    let plans = match crate::retention::prune::plan(cfg, Some(job), Utc::now()) {
-        Ok(plans) => plans,
-        Err(e) => {
-            let chain = crate::error_chain(&e);
-            tracing::error!(job = %job, "Retention could not list the backups of job \"{job}\": {chain}.");
-            return vec![format!("cannot list the backups: {chain}")];
-        }
-    };
-    let mut problems = Vec::new();
-    for plan in plans {
-        let (removed, errors) = plan.execute();
-        if !removed.is_empty() {
-            tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
-        }
-        for e in errors {
-            tracing::error!(job = %job, "Retention could not delete a backup: {e}. Check the storage's permissions.");
-            problems.push(format!("cannot delete a backup: {e}"));
-        }
-    }
-    problems
-}
-
-/// The last successful backup of each job, from the run history, so the
-/// watchdog knows at start how old each job's newest backup is.
-fn last_successes(state_dir: &std::path::Path) -> BTreeMap<String, DateTime<Utc>> {
-    let records = crate::history::read(state_dir, crate::history::HistoryFilter::default())
-        .unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for r in records {
-        if r.kind != "alert" && r.result == crate::history::RunResult::Success {
-            let t = out.entry(r.job).or_insert(r.finished);
-            *t = (*t).max(r.finished);
-        }
-    }
-    out
 }

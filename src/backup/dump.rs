@@ -8,7 +8,7 @@ use mongodb::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{wanted_collection, BackupError, BackupRequest, Namespace};
+use super::{wanted_collection, BackupError, BackupProgress, BackupRequest, Namespace};
 use crate::catalog::CollectionRecord;
 use crate::storage::{escape_name, BackupWriter, FileEntry, FileSink, StorageError};
 
@@ -168,7 +168,8 @@ pub(super) async fn collection(
         .batch_size(BATCH_DOCS)
         .await
         .map_err(BackupError::mongo(what.clone()))?;
-    let documents = stream_into(&mut cursor, &mut sink, &what, cancel, |_| true).await?;
+    let progress = req.progress.as_deref();
+    let documents = stream_into(&mut cursor, &mut sink, &what, cancel, progress, |_| true).await?;
     let data_entry = sink.finish().await?;
     tracing::debug!("Copied {documents} documents of {full}.");
     Ok(Copied {
@@ -191,6 +192,7 @@ pub(super) async fn stream_into(
     sink: &mut BlockingSink,
     what: &str,
     cancel: &CancellationToken,
+    progress: Option<&BackupProgress>,
     keep: impl Fn(&RawDocument) -> bool,
 ) -> Result<u64, BackupError> {
     let mut chunk = Vec::with_capacity(CHUNK_BYTES);
@@ -206,6 +208,9 @@ pub(super) async fn stream_into(
         }
         chunk.extend_from_slice(doc.as_bytes());
         copied += 1;
+        if let Some(p) = progress {
+            p.copied(1, doc.as_bytes().len() as u64);
+        }
         if chunk.len() >= CHUNK_BYTES {
             sink.send(std::mem::replace(
                 &mut chunk,
@@ -295,9 +300,14 @@ pub(super) async fn oplog_slice(
         }
     }
     let mut sink = BlockingSink::start(writer.file(file, req.compression)?);
-    let entries = stream_into(&mut cursor, &mut sink, what, cancel, |e| {
-        entry_selected(req, e)
-    })
+    let entries = stream_into(
+        &mut cursor,
+        &mut sink,
+        what,
+        cancel,
+        req.progress.as_deref(),
+        |e| entry_selected(req, e),
+    )
     .await?;
     let entry = sink.finish().await?;
     Ok((entry, entries))

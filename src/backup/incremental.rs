@@ -97,9 +97,14 @@ pub(super) async fn slice_since(
         }
     }
     let mut sink = BlockingSink::start(writer.file("oplog.bson", req.compression)?);
-    let copied = stream_into(&mut cursor, &mut sink, what, cancel, |e| {
-        super::dump::entry_selected(req, e)
-    })
+    let copied = stream_into(
+        &mut cursor,
+        &mut sink,
+        what,
+        cancel,
+        req.progress.as_deref(),
+        |e| super::dump::entry_selected(req, e),
+    )
     .await;
     let entries = match copied {
         Err(BackupError::Mongo { source, .. }) if is_capped_position_lost(&source) => {
@@ -158,6 +163,7 @@ pub(super) fn manifest(
         files: vec![file],
         parent: Some(tip.id.clone()),
         note: req.note.clone(),
+        requested_by: req.requested_by.clone(),
         bridge: None,
     }
 }

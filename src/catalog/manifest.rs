@@ -138,6 +138,9 @@ pub struct Manifest {
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Who asked for a backup on request (`alice (uid 1000) via socket`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// For a full taken after an existing chain: the oplog from that
     /// chain's end to this backup's T0, so point-in-time restores can cross
     /// from the old chain into this one without a hole.

@@ -104,6 +104,7 @@ fn build(
         files,
         parent: None,
         note: None,
+        requested_by: None,
         bridge: None,
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();

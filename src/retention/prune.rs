@@ -117,9 +117,12 @@ pub fn plan(
                     .collect()
             };
             let chain_jobs = names(&[JobKind::Full, JobKind::Incremental]);
+            // A manual backup taken of a full or incremental job (backup-now
+            // --kind manual) is filed under that job but is no part of its
+            // chain: it follows the manual policy with the manual jobs'.
             let chain_items: Vec<Item> = items
                 .iter()
-                .filter(|i| chain_jobs.contains(&i.job.as_str()))
+                .filter(|i| chain_jobs.contains(&i.job.as_str()) && i.kind != ItemKind::Manual)
                 .cloned()
                 .collect();
             if !chain_items.is_empty() {
@@ -132,7 +135,10 @@ pub fn plan(
             let manual_jobs = names(&[JobKind::Manual]);
             let manual_items: Vec<Item> = items
                 .iter()
-                .filter(|i| manual_jobs.contains(&i.job.as_str()))
+                .filter(|i| {
+                    manual_jobs.contains(&i.job.as_str())
+                        || (chain_jobs.contains(&i.job.as_str()) && i.kind == ItemKind::Manual)
+                })
                 .cloned()
                 .collect();
             if !manual_items.is_empty() {

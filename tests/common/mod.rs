@@ -55,6 +55,8 @@ pub fn request(uri: &str, db: &str, root: &Path, compression: Compression) -> Ba
         parallel_collections: 3,
         connect_timeout: std::time::Duration::from_secs(10),
         note: None,
+        requested_by: None,
+        progress: None,
     }
 }
 

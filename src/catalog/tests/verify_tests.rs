@@ -201,6 +201,7 @@ fn verify_walks_documents_even_when_checksums_match() {
         files,
         parent: None,
         note: Some("hand-made".into()),
+        requested_by: None,
         bridge: None,
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();

@@ -1,0 +1,235 @@
+//! What the daemon tells alerting and the staleness watchdog: how runs
+//! ended, the health of each job, retention results, and the oplog gaps
+//! that restart a chain.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::runs::RunDone;
+use super::{Daemon, RETENTION_EVERY};
+use crate::alert::{self, stale, Event, Operation};
+use crate::config::{self, Config};
+use crate::schedule;
+
+impl Daemon {
+    /// Tells the staleness watchdog about the jobs as configured now.
+    /// Jobs in `fresh` (added, or with a changed schedule) are watched from
+    /// `now`; `successes` seeds the last success of each job at start.
+    pub(super) fn sync_health(
+        &self,
+        now: DateTime<Utc>,
+        fresh: &[String],
+        successes: Option<&BTreeMap<String, DateTime<Utc>>>,
+    ) {
+        let factor = self.config.alerts.stale_factor;
+        let entries: BTreeMap<String, stale::JobHealth> = self
+            .jobs
+            .iter()
+            .map(|(name, sj)| {
+                let threshold = sj.timing.as_ref().and_then(|t| {
+                    stale::threshold(
+                        sj.job.stale_after,
+                        schedule::longest_gap(t, now, 50),
+                        factor,
+                    )
+                });
+                let next_fire = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
+                let health = stale::JobHealth {
+                    job: alert::job_ref(&self.config, &sj.job),
+                    threshold,
+                    watched_since: now,
+                    last_success: successes.and_then(|s| s.get(name).copied()),
+                    running_since: None,
+                    skipped: 0,
+                    next_fire,
+                };
+                (name.clone(), health)
+            })
+            .collect();
+        self.alerts.with_health(|h| {
+            let old = std::mem::take(&mut h.jobs);
+            for (name, mut new) in entries {
+                if let Some(prev) = old.get(&name) {
+                    if !fresh.contains(&name) {
+                        new.watched_since = prev.watched_since;
+                    }
+                    new.last_success = new.last_success.or(prev.last_success);
+                    new.running_since = prev.running_since;
+                    new.skipped = prev.skipped;
+                }
+                h.jobs.insert(name, new);
+            }
+            h.last_tick = now;
+        });
+    }
+
+    /// Tells alerting how a run ended.
+    pub(super) fn report(&self, done: &RunDone) {
+        let Some(sj) = self.jobs.get(&done.job) else {
+            return;
+        };
+        let job = alert::job_ref(&self.config, &sj.job);
+        if done.success {
+            self.alerts
+                .succeeded(job, Operation::Backup, done.backup_id.clone());
+            return;
+        }
+        let Some(f) = &done.failure else {
+            // Cancelled at shutdown: nobody needs to be woken for that.
+            return;
+        };
+        let now = Utc::now();
+        let next_attempt = sj.timing.as_ref().and_then(|t| schedule::next_fire(t, now));
+        self.alerts.event(Event::Failed(alert::Failure {
+            job,
+            operation: Operation::Backup,
+            backup_id: done.backup_id.clone(),
+            started: done.started,
+            duration: (done.finished - done.started).to_std().unwrap_or_default(),
+            error: f.error.clone(),
+            advice: f.advice.clone(),
+            log_lines: f.log_lines.clone(),
+            next_attempt,
+        }));
+    }
+
+    /// Deletes what retention no longer keeps, for one job (after its
+    /// backup) or all (on the daemon's own schedule), off the scheduler's
+    /// thread.
+    pub(super) fn apply_retention(&self, job: Option<&str>) {
+        let cfg = self.config.clone();
+        let jobs: Vec<String> = match job {
+            Some(j) => vec![j.to_string()],
+            None => cfg.jobs.keys().cloned().collect(),
+        };
+        let alerts = self.alerts.clone();
+        tokio::task::spawn_blocking(move || {
+            for job in jobs {
+                let Some(j) = cfg.jobs.get(&job) else {
+                    continue;
+                };
+                let started = Utc::now();
+                let problems = retain(&cfg, &job);
+                let job_ref = alert::job_ref(&cfg, j);
+                if problems.is_empty() {
+                    alerts.succeeded(job_ref, Operation::Retention, None);
+                    continue;
+                }
+                alerts.event(Event::Failed(alert::Failure {
+                    job: job_ref,
+                    operation: Operation::Retention,
+                    backup_id: None,
+                    started,
+                    duration: (Utc::now() - started).to_std().unwrap_or_default(),
+                    error: problems.join("; "),
+                    advice: Some("Check that the storage is mounted and that the daemon's user may list and delete in it; retention retries after the next backup and every hour.".into()),
+                    log_lines: Vec::new(),
+                    next_attempt: Some(Utc::now() + RETENTION_EVERY),
+                }));
+            }
+        });
+    }
+
+    /// After an oplog gap, the chain cannot continue: start a full backup
+    /// of the same source into the same storage now, so the next
+    /// incremental has a base again instead of failing until the next
+    /// scheduled full.
+    pub(super) fn restart_chain(&mut self, incremental: &str, error: String) {
+        let Some(inc) = self.jobs.get(incremental).map(|sj| sj.job.clone()) else {
+            return;
+        };
+        let gap = |full_job: Option<&str>, reason: Option<String>| {
+            Event::Gap(alert::GapRestart {
+                job: alert::job_ref(&self.config, &inc),
+                error: error.clone(),
+                full_job: full_job.map(str::to_string),
+                reason,
+            })
+        };
+        if !inc.full_on_gap {
+            self.alerts.event(gap(None, Some(format!("full_on_gap = false for this job, so no full backup was started: its incrementals fail until the next full backup of source \"{}\"; run one now with `mongo-backupd backup --job FULL-JOB`.", inc.source))));
+            tracing::error!(
+                job = %incremental,
+                "Job \"{incremental}\" cannot continue its chain (full_on_gap = false, so no full backup is started): its incrementals fail until the next full backup of source \"{}\".",
+                inc.source
+            );
+            return;
+        }
+        let fulls: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(_, sj)| {
+                sj.job.kind == config::JobKind::Full
+                    && sj.job.enabled
+                    && sj.job.source == inc.source
+                    && sj.job.storage == inc.storage
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let Some(full) = fulls.first() else {
+            self.alerts.event(gap(None, Some(format!("No enabled full backup job backs up source \"{}\" into storage \"{}\": add one, or run `mongo-backupd backup` for a full backup now.", inc.source, inc.storage))));
+            tracing::error!(
+                job = %incremental,
+                "No enabled full backup job backs up source \"{}\" into storage \"{}\", so the broken chain cannot be restarted: add one, or run `mongo-backupd backup` for a full backup now.",
+                inc.source,
+                inc.storage
+            );
+            return;
+        };
+        let event = gap(Some(full), None);
+        self.alerts.event(event);
+        let Some(sj) = self.jobs.get_mut(full) else {
+            return;
+        };
+        if sj.state.running {
+            tracing::info!(job = %full, "A full backup of job \"{full}\" is already running; it starts the new chain.");
+            return;
+        }
+        tracing::warn!(
+            job = %full,
+            "Starting full backup job \"{full}\" now, because job \"{incremental}\" found an oplog gap: the new full starts a new chain."
+        );
+        sj.state.running = true;
+        self.start(full, Utc::now());
+    }
+}
+
+/// Applies retention for one job; the problems found, as sentences.
+fn retain(cfg: &Config, job: &str) -> Vec<String> {
+    let plans = match crate::retention::prune::plan(cfg, Some(job), Utc::now()) {
+        Ok(plans) => plans,
+        Err(e) => {
+            let chain = crate::error_chain(&e);
+            tracing::error!(job = %job, "Retention could not list the backups of job \"{job}\": {chain}.");
+            return vec![format!("cannot list the backups: {chain}")];
+        }
+    };
+    let mut problems = Vec::new();
+    for plan in plans {
+        let (removed, errors) = plan.execute();
+        if !removed.is_empty() {
+            tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
+        }
+        for e in errors {
+            tracing::error!(job = %job, "Retention could not delete a backup: {e}. Check the storage's permissions.");
+            problems.push(format!("cannot delete a backup: {e}"));
+        }
+    }
+    problems
+}
+
+/// The last successful backup of each job, from the run history, so the
+/// watchdog knows at start how old each job's newest backup is.
+pub(super) fn last_successes(state_dir: &std::path::Path) -> BTreeMap<String, DateTime<Utc>> {
+    let records = crate::history::read(state_dir, crate::history::HistoryFilter::default())
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for r in records {
+        if r.kind != "alert" && r.result == crate::history::RunResult::Success {
+            let t = out.entry(r.job).or_insert(r.finished);
+            *t = (*t).max(r.finished);
+        }
+    }
+    out
+}
