@@ -11,8 +11,11 @@
 pub mod api;
 mod health;
 pub mod notify;
+mod paused;
 mod reload;
+mod requests;
 mod runs;
+mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -96,6 +99,14 @@ pub struct Daemon {
     notifier: Notifier,
     alerts: Alerts,
     alert_tasks: Option<AlertTasks>,
+    /// The front ends' way in; `requests` is taken by [`Daemon::run`].
+    handle: api::DaemonHandle,
+    requests: Option<api::Requests>,
+    /// Jobs whose scheduling an operator paused (persisted).
+    paused: BTreeMap<String, paused::Pause>,
+    stats: BTreeMap<String, status::JobStats>,
+    started_at: DateTime<Utc>,
+    config_loaded_at: DateTime<Utc>,
 }
 
 impl Daemon {
@@ -119,14 +130,31 @@ impl Daemon {
         let jobs = schedule_jobs(&config, &last_fires);
         let permits = Arc::new(Semaphore::new(config.daemon.max_concurrent_jobs.max(1)));
         let (alerts, alert_tasks) = Alerts::start(&config);
+        let (handle, requests) = api::channel();
+        let paused = paused::load(&config.daemon.state_dir).unwrap_or_else(|e| {
+            tracing::error!("{e}; starting with no job paused. Pause the jobs again with `mongo-backupd pause JOB` if needed.");
+            BTreeMap::new()
+        });
+        let history = crate::history::read(
+            &config.daemon.state_dir,
+            crate::history::HistoryFilter::default(),
+        )
+        .unwrap_or_default();
+        let now = Utc::now();
         let daemon = Daemon {
-            retention_due: Utc::now(),
+            retention_due: now,
             runs: Runs::new(permits, config.daemon.state_dir.clone()),
             config,
             jobs,
             notifier,
             alerts,
             alert_tasks: Some(alert_tasks),
+            handle,
+            requests: Some(requests),
+            paused,
+            stats: status::seed(&history),
+            started_at: now,
+            config_loaded_at: now,
         };
         let successes = health::last_successes(&daemon.config.daemon.state_dir);
         daemon.sync_health(Utc::now(), &[], Some(&successes));
@@ -135,6 +163,11 @@ impl Daemon {
 
     pub fn config_path(&self) -> PathBuf {
         self.config.path.clone()
+    }
+
+    /// For the control socket and the HTTP API.
+    pub fn handle(&self) -> api::DaemonHandle {
+        self.handle.clone()
     }
 
     /// Runs until a `Control::Shutdown` (or the control channel closing).
@@ -150,6 +183,7 @@ impl Daemon {
         );
         self.notifier.ready(&format!("{scheduled} jobs scheduled"));
         let watchdog = self.notifier.watchdog_interval();
+        let mut requests = self.requests.take();
         loop {
             let now = Utc::now();
             self.tick(now);
@@ -161,6 +195,7 @@ impl Daemon {
                     Some(Control::Shutdown) | None => break,
                 },
                 Some(done) = self.runs.finished() => self.finished(done),
+                Some((request, reply)) = next_request(&mut requests) => self.handle_request(request, reply),
             }
             if watchdog.is_some() {
                 self.notifier.watchdog();
@@ -173,6 +208,10 @@ impl Daemon {
         let mut fires = Vec::new();
         for (name, sj) in &mut self.jobs {
             let Some(timing) = &sj.timing else { continue };
+            if self.paused.contains_key(name) {
+                tracing::info!(job = %name, "Job \"{name}\" is paused (by {}); it is not scheduled until `mongo-backupd resume {name}`.", self.paused.get(name).map(|p| p.by.as_str()).unwrap_or("?"));
+                continue;
+            }
             let decision = schedule::on_startup(timing, sj.state.last_fire, now);
             match &decision {
                 StartupDecision::RunNow {
@@ -234,6 +273,9 @@ impl Daemon {
         let mut fires = Vec::new();
         let mut changed = false;
         for (name, sj) in &mut self.jobs {
+            if self.paused.contains_key(name) {
+                continue;
+            }
             let Some(timing) = &sj.timing else { continue };
             let before = sj.state.last_fire;
             match sj.state.apply_tick(timing, now) {
@@ -289,6 +331,28 @@ impl Daemon {
         if let Some(sj) = self.jobs.get_mut(&done.job) {
             sj.state.finish();
         }
+        let result = match (done.success, &done.failure) {
+            (true, _) => crate::history::RunResult::Success,
+            (false, Some(_)) => crate::history::RunResult::Failed,
+            (false, None) => crate::history::RunResult::Cancelled,
+        };
+        self.stats.entry(done.job.clone()).or_default().observe(
+            &crate::history::RunRecord {
+                job: done.job.clone(),
+                kind: String::new(),
+                scheduled: None,
+                started: done.started,
+                finished: done.finished,
+                result,
+                error: None,
+                backup_id: done.backup_id.clone(),
+                bytes: done.bytes,
+                documents: None,
+                note: None,
+                requested_by: None,
+            },
+            true,
+        );
         self.alerts.with_health(|h| {
             if let Some(j) = h.jobs.get_mut(&done.job) {
                 j.running_since = None;
@@ -310,8 +374,11 @@ impl Daemon {
 
     fn next_wake(&self, now: DateTime<Utc>, watchdog: Option<Duration>) -> Duration {
         let mut wake = watchdog.map_or(MAX_SLEEP, |w| w.min(MAX_SLEEP));
-        for sj in self.jobs.values() {
+        for (name, sj) in &self.jobs {
             let Some(timing) = &sj.timing else { continue };
+            if self.paused.contains_key(name) {
+                continue;
+            }
             if let Some(next) =
                 schedule::next_fire(timing, sj.state.last_fire.unwrap_or(now).max(now))
             {
@@ -357,5 +424,16 @@ impl Daemon {
             tasks.finish().await;
         }
         tracing::info!("mongo-backupd stopped.");
+    }
+}
+
+/// The next request from a front end; pending forever once the channel is
+/// gone (or was never taken), so the loop's `select!` simply stops asking.
+async fn next_request(
+    requests: &mut Option<api::Requests>,
+) -> Option<(api::Request, tokio::sync::oneshot::Sender<api::Reply>)> {
+    match requests.as_mut() {
+        Some(r) => r.next().await,
+        None => std::future::pending().await,
     }
 }

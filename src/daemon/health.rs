@@ -27,7 +27,12 @@ impl Daemon {
             .jobs
             .iter()
             .map(|(name, sj)| {
-                let threshold = sj.timing.as_ref().and_then(|t| {
+                // A paused job is quiet on purpose: it is not stale.
+                let timing = sj
+                    .timing
+                    .as_ref()
+                    .filter(|_| !self.paused.contains_key(name));
+                let threshold = timing.and_then(|t| {
                     stale::threshold(
                         sj.job.stale_after,
                         schedule::longest_gap(t, now, 50),

@@ -123,6 +123,7 @@ impl Daemon {
                 needs_restart.join(", ")
             );
         }
+        self.config_loaded_at = now;
         self.save_state();
         self.alerts.reloaded(&self.config);
         let fresh: Vec<String> = added.iter().chain(&changed).cloned().collect();
