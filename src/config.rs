@@ -19,6 +19,7 @@
 pub mod alerts;
 mod build;
 mod build_alerts;
+mod build_http;
 mod build_job;
 mod duration;
 mod error;

@@ -181,6 +181,15 @@ fn main_example_documents_every_key() {
         "timeout",
         "queue_limit",
         "retry_max_interval",
+        "control_socket",
+        "control_group",
+        "listen",
+        "token_file",
+        "tls_cert",
+        "tls_key",
+        "metrics_public",
+        "mutations_per_minute",
+        "max_body_bytes",
     ];
     for key in keys {
         let set = format!("\n{key} = ");

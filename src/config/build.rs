@@ -1,5 +1,6 @@
 //! From TOML text to [`Config`]: the top level, `[daemon]`, `[sources.*]`
-//! and `[storage.*]` (jobs are in `build_job`, alerts in `build_alerts`).
+//! and `[storage.*]` (jobs are in `build_job`, alerts in `build_alerts`,
+//! the HTTP API in `build_http`).
 //! Every check runs even after a failure, so one `check-config` run lists
 //! every mistake.
 
@@ -11,17 +12,18 @@ use toml_edit::Document;
 
 use super::alerts::AlertSettings;
 use super::build_alerts;
+use super::build_http;
 use super::build_job::{self, Names};
 use super::error::{ConfigErrors, Sink};
 use super::model::{
     has_mongodb_scheme, Config, DaemonSettings, LogLevel, LogRotation, Source, StorageLocation,
-    UriSpec,
+    UriSpec, DEFAULT_CONTROL_SOCKET,
 };
 use super::reader::{Section, Span};
 use super::suggest::{closest, parse_time_zone};
 
-const TOP_LEVEL: [&str; 5] = ["daemon", "sources", "storage", "jobs", "alerts"];
-const DAEMON_KEYS: [&str; 7] = [
+const TOP_LEVEL: [&str; 6] = ["daemon", "sources", "storage", "jobs", "alerts", "http"];
+const DAEMON_KEYS: [&str; 9] = [
     "state_dir",
     "timezone",
     "max_concurrent_jobs",
@@ -29,6 +31,8 @@ const DAEMON_KEYS: [&str; 7] = [
     "log_level",
     "log_file",
     "log_rotation",
+    "control_socket",
+    "control_group",
 ];
 const SOURCE_KEYS: [&str; 4] = ["uri", "uri_file", "uri_env", "connect_timeout"];
 const URI_KEYS: [&str; 3] = ["uri", "uri_file", "uri_env"];
@@ -37,6 +41,14 @@ const STORAGE_KEYS: [&str; 2] = ["type", "path"];
 /// supported yet" rather than "unknown", so nobody hunts for a typo.
 const FUTURE_STORAGE: [&str; 3] = ["s3", "azure", "gcs"];
 const MAX_NAME_LEN: usize = 64;
+/// `sun_path` holds 108 bytes on Linux, the terminating NUL included.
+const MAX_SOCKET_PATH: usize = 107;
+/// The longest group name that is portable (shadow-utils' default limit).
+const MAX_GROUP_NAME: usize = 32;
+const GROUP_HINT: &str = "a group name starts with a letter or \"_\" and contains only letters, \
+     digits, \"_\" and \"-\", e.g. control_group = \"mongo-backupd-admins\"";
+const GID_HINT: &str =
+    "use the group's name, not its GID, e.g. control_group = \"mongo-backupd-admins\"";
 
 pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut sink = Sink::new(path, text);
@@ -66,6 +78,10 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         Some(section) => build_alerts::alerts(&mut sink, &section),
         None => AlertSettings::default(),
     };
+
+    let http = root
+        .table(&mut sink, "http", "a table ([http])")
+        .and_then(|section| build_http::http(&mut sink, &section));
 
     let mut sources = BTreeMap::new();
     let source_tables = named_tables(&mut sink, &root, "sources", "source");
@@ -106,7 +122,7 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         storage,
         jobs,
         alerts,
-        http: None,
+        http,
     })
 }
 
@@ -205,7 +221,100 @@ fn daemon(sink: &mut Sink<'_>, section: &Section<'_>) -> DaemonSettings {
     ) {
         settings.log_rotation = rotation;
     }
+    if let Some(socket) = control_socket(sink, section) {
+        settings.control_socket = socket;
+    }
+    settings.control_group = control_group(sink, section);
     settings
+}
+
+/// `control_socket`: an absolute path short enough for a Unix socket
+/// address, naming the socket file itself.
+fn control_socket(sink: &mut Sink<'_>, section: &Section<'_>) -> Option<PathBuf> {
+    let key = "control_socket";
+    let path = absolute_path(sink, section, key)?;
+    let len = path.as_os_str().len();
+    let (message, hint) = if len > MAX_SOCKET_PATH {
+        (
+            format!(
+                "control_socket is {len} bytes long; Unix socket paths are limited to {MAX_SOCKET_PATH} bytes"
+            ),
+            format!("choose a shorter path, e.g. the default {DEFAULT_CONTROL_SOCKET:?}"),
+        )
+    } else if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        (
+            format!("control_socket must name the socket file, not a directory: {path:?}"),
+            format!("e.g. control_socket = {DEFAULT_CONTROL_SOCKET:?}"),
+        )
+    } else {
+        return Some(path);
+    };
+    sink.error(
+        section.value_span(key),
+        &section.key_path(key),
+        message,
+        Some(hint),
+    );
+    None
+}
+
+/// `control_group`: only the name's shape is checked. Whether the group
+/// exists is the daemon's business when it creates the socket: parsing
+/// reads nothing but the text.
+fn control_group(sink: &mut Sink<'_>, section: &Section<'_>) -> Option<String> {
+    let key = "control_group";
+    let path = section.key_path(key);
+    // A GID would otherwise get "write it in quotes", then fail as a name.
+    let gid = section
+        .entries()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, item)| item.as_integer());
+    if let Some(gid) = gid {
+        sink.error(
+            section.value_span(key),
+            &path,
+            format!("expected a group name, found the number {gid}"),
+            Some(GID_HINT.to_string()),
+        );
+        return None;
+    }
+    let value = section.string(sink, key)?;
+    let name = value.value;
+    let (message, hint) = if name.is_empty() {
+        (
+            "control_group is empty".to_string(),
+            "name a group, or remove control_group to leave the socket to the daemon's user"
+                .to_string(),
+        )
+    } else if name.bytes().all(|b| b.is_ascii_digit()) {
+        (
+            format!("{name:?} is not a valid group name"),
+            GID_HINT.to_string(),
+        )
+    } else if !is_group_name(name) {
+        (
+            format!("{name:?} is not a valid group name"),
+            GROUP_HINT.to_string(),
+        )
+    } else if name.len() > MAX_GROUP_NAME {
+        (
+            format!("group name {name:?} is longer than {MAX_GROUP_NAME} characters"),
+            GROUP_HINT.to_string(),
+        )
+    } else {
+        return Some(name.to_string());
+    };
+    sink.error(value.span, &path, message, Some(hint));
+    None
+}
+
+/// The POSIX portable form: a letter or `_`, then letters, digits, `_`
+/// and `-`.
+fn is_group_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn source(sink: &mut Sink<'_>, name: &str, section: &Section<'_>) -> Option<Source> {

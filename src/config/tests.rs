@@ -1,5 +1,6 @@
 //! Tests of the configuration as a whole: error messages and positions,
-//! schedules, selections, alert settings, use-time URI resolution and a
+//! schedules, selections, alert settings, the HTTP API and control socket
+//! settings, use-time URI resolution and a
 //! mutation fuzz of the example file. Helpers shared by the test modules live here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -8,6 +9,7 @@ mod alerts;
 mod errors_basic;
 mod errors_values;
 mod fuzz;
+mod http;
 mod model;
 mod schedule;
 mod selection;
