@@ -38,8 +38,9 @@ fn main() {
     let server = TestServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = format!(
-        "[daemon]\nstate_dir = \"{}\"\n\n[sources.prod]\nuri = \"{}\"\n\n[storage.local]\ntype = \"local\"\npath = \"{}\"\n",
+        "[daemon]\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n[sources.prod]\nuri = \"{}\"\n\n[storage.local]\ntype = \"local\"\npath = \"{}\"\n",
         dir.path().join("state").display(),
+        dir.path().join("control.sock").display(),
         server.uri(),
         dir.path().join("backups").display()
     );

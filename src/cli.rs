@@ -3,6 +3,7 @@
 
 mod alert_cmd;
 mod commands;
+mod control_cmd;
 mod daemon_cmd;
 
 use std::path::PathBuf;
@@ -18,8 +19,12 @@ pub mod exit {
     pub const DATAERR: u8 = 65;
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
+    /// Try again later: the job is running already (EX_TEMPFAIL).
+    pub const TEMPFAIL: u8 = 75;
     /// Writing the backup failed (a full disk, permissions).
     pub const IOERR: u8 = 74;
+    /// Not allowed to talk to the daemon (EX_NOPERM).
+    pub const NOPERM: u8 = 77;
     pub const CONFIG: u8 = 78;
     /// Interrupted by SIGINT/SIGTERM (128 + 2, as shells report it).
     pub const INTERRUPTED: u8 = 130;
@@ -125,6 +130,65 @@ pub enum Command {
         #[arg(long)]
         job: Option<String>,
     },
+    /// Ask the running daemon to back up a job now; with --wait, follow
+    /// the run until it ends.
+    BackupNow(BackupNowArgs),
+    /// Show what the running daemon is doing: its jobs, their last and
+    /// next runs, and alert delivery.
+    Status {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Print the daemon's status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running daemon from scheduling a job (until `resume`;
+    /// kept across restarts).
+    Pause {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Let the running daemon schedule a paused job again.
+    Resume {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+/// How to reach the running daemon.
+#[derive(Args, Debug, Clone)]
+pub struct ControlArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The daemon's control socket (default: `control_socket` of the
+    /// configuration, else /run/mongo-backupd/control.sock).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupNowArgs {
+    /// The job to back up.
+    pub job: String,
+    /// Take it as a manual backup (kept by the manual retention) instead
+    /// of the job's own kind.
+    #[arg(long, value_parser = ["manual"])]
+    pub kind: Option<String>,
+    /// A note stored with the backup.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Follow the run and exit when it ends (0 only if it succeeded).
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -50,14 +50,19 @@ impl Health {
     }
 }
 
+/// Derived thresholds allow at least this much beyond the schedule's gap:
+/// a job that runs every few seconds is not stale because one run waited
+/// for a slot (`max_concurrent_jobs`) or took a little longer.
+pub const MIN_SLACK: Duration = Duration::from_secs(60);
+
 /// The threshold for a job: its own `stale_after`, or the longest wait of
-/// its schedule times the factor.
+/// its schedule times the factor (and at least [`MIN_SLACK`] beyond it).
 pub fn threshold(
     stale_after: Option<Duration>,
     longest_gap: Option<Duration>,
     factor: f64,
 ) -> Option<Duration> {
-    stale_after.or_else(|| longest_gap.map(|g| g.mul_f64(factor.max(1.0))))
+    stale_after.or_else(|| longest_gap.map(|g| g.mul_f64(factor.max(1.0)).max(g + MIN_SLACK)))
 }
 
 /// The jobs that are stale at `now`.
@@ -155,6 +160,11 @@ mod tests {
         assert!(stale_jobs(&h, at(0, 0) + chrono::Duration::days(400)).is_empty());
         let hour = Duration::from_secs(3600);
         assert_eq!(threshold(None, Some(hour), 1.5), Some(hour.mul_f64(1.5)));
+        let ten_s = Duration::from_secs(10);
+        assert_eq!(
+            threshold(None, Some(ten_s), 1.5),
+            Some(Duration::from_secs(70))
+        );
         assert_eq!(threshold(Some(hour), Some(hour * 24), 1.5), Some(hour));
         assert_eq!(threshold(None, None, 1.5), None);
     }

@@ -37,6 +37,10 @@ pub async fn run(command: Command) -> u8 {
             config,
             job,
         } => list_cmd(storage.as_deref(), &config, job.as_deref()),
+        Command::BackupNow(args) => super::control_cmd::backup_now(&args).await,
+        Command::Status { control, json } => super::control_cmd::status(&control, json).await,
+        Command::Pause { job, control } => super::control_cmd::pause(&control, &job, true).await,
+        Command::Resume { job, control } => super::control_cmd::pause(&control, &job, false).await,
     }
 }
 
@@ -116,6 +120,8 @@ fn request_ad_hoc(args: &BackupArgs, uri: &str, out: &Path) -> Result<BackupRequ
         parallel_collections: args.parallel.max(1),
         connect_timeout: Duration::from_secs(10),
         note: args.note.clone(),
+        requested_by: None,
+        progress: None,
     })
 }
 

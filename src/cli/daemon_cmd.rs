@@ -64,7 +64,46 @@ pub async fn run(arg: &ConfigArg) -> u8 {
         Ok(g) => g,
         Err(e) => return fail(e, exit::CONFIG),
     };
-    Daemon::new(config, Notifier::from_env()).run(control).await;
+    let daemon = Daemon::new(config.clone(), Notifier::from_env());
+    let stop_front_ends = tokio_util::sync::CancellationToken::new();
+    let mut front_ends = Vec::new();
+    // The control socket first: it is also how a second daemon on the same
+    // configuration is noticed, and two would run every job twice.
+    match crate::control::server::bind(
+        &config.daemon.control_socket,
+        config.daemon.control_group.as_deref(),
+    )
+    .await
+    {
+        Ok(bound) => front_ends.push(tokio::spawn(bound.run(
+            daemon.handle(),
+            stop_front_ends.clone(),
+            crate::control::server::Limits::default(),
+        ))),
+        Err(e @ crate::control::ControlError::AlreadyRunning { .. }) => {
+            return fail(
+                format!("{e}; stop it first (systemctl stop mongo-backupd), or give this one another state_dir and control_socket"),
+                exit::FAILURE,
+            )
+        }
+        // Backups matter more than the control interface: run without it.
+        Err(e) => tracing::error!(
+            "{e}. `mongo-backupd status`, `backup-now`, `pause` and `resume` cannot reach this daemon until this is fixed and it is restarted; the schedule runs regardless."
+        ),
+    }
+    if let Some(http) = config.http.clone() {
+        match crate::http::Server::bind(daemon.handle(), http).await {
+            Ok(server) => front_ends.push(tokio::spawn(server.run(stop_front_ends.clone()))),
+            Err(e) => tracing::error!(
+                "The HTTP API is not available: {e}. Fix [http] and restart the daemon; backups run regardless."
+            ),
+        }
+    }
+    daemon.run(control).await;
+    stop_front_ends.cancel();
+    for task in front_ends {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
     0
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Who asked: recorded in the history and manifest of what they start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
-    /// `uid 1000 (alice)` on the socket, `token "ops"` over HTTP.
+    /// `alice (uid 1000)` on the socket, `token "ops"` over HTTP.
     pub name: String,
     /// `socket` or `http`.
     pub via: String,

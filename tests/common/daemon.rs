@@ -20,6 +20,7 @@ impl Daemon {
     }
 
     pub fn start_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
+        let config = with_control_socket(config, dir.path());
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let socket = dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&socket);
@@ -100,7 +101,13 @@ impl Daemon {
     }
 
     pub fn write_config(&self, text: &str) {
+        let text = with_control_socket(text, self.dir.path());
         std::fs::write(self.path("config.toml"), text).unwrap();
+    }
+
+    /// The daemon's control socket (in its directory).
+    pub fn socket(&self) -> PathBuf {
+        self.path("control.sock")
     }
 
     /// Complete backups of job `fast`, and whether a partial one exists.
@@ -156,5 +163,25 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Each test daemon gets its own control socket in its directory, unless
+/// the test names one: daemons sharing the default would find each other
+/// and refuse to start.
+pub fn with_control_socket(config: &str, dir: &std::path::Path) -> String {
+    if config.contains("control_socket") {
+        return config.to_string();
+    }
+    let line = format!(
+        "control_socket = \"{}\"\n",
+        dir.join("control.sock").display()
+    );
+    match config.find("[daemon]\n") {
+        Some(i) => {
+            let at = i + "[daemon]\n".len();
+            format!("{}{line}{}", &config[..at], &config[at..])
+        }
+        None => format!("[daemon]\n{line}\n{config}"),
     }
 }
