@@ -166,7 +166,7 @@ pub struct ControlArgs {
     pub config: ConfigArg,
     /// The daemon's control socket (default: `control_socket` of the
     /// configuration, else /run/mongo-backupd/control.sock).
-    #[arg(long)]
+    #[arg(long, env = "MONGO_BACKUPD_SOCKET")]
     pub socket: Option<PathBuf>,
 }
 

@@ -58,6 +58,14 @@ pub struct RunRecord {
     pub requested_by: Option<String>,
 }
 
+impl RunRecord {
+    /// Whether the record is a backup run (or a skipped one), rather than
+    /// an alert delivery or an operator's action recorded for the audit.
+    pub fn is_backup(&self) -> bool {
+        matches!(self.kind.as_str(), "full" | "incremental" | "manual")
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -154,8 +154,15 @@ async fn backup_now_wait_takes_a_manual_backup_that_manual_retention_keeps() {
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(listed.contains("manual"), "{listed}");
 
-    let history = common::run(&["history", "--config", &config_path]);
-    let history = String::from_utf8_lossy(&history.stdout);
+    // With no --config, `history` asks the running daemon which file it
+    // uses (here through MONGO_BACKUPD_SOCKET).
+    let history = common::bin()
+        .args(["history"])
+        .env_remove("MONGO_BACKUPD_CONFIG")
+        .env("MONGO_BACKUPD_SOCKET", d.socket())
+        .output()
+        .unwrap();
+    let history = common::text(&history);
     assert!(history.contains("nightly  manual  success"), "{history}");
 
     // Retention: a 40-day-old manual backup of a job whose fulls are kept
@@ -315,6 +322,12 @@ async fn a_paused_job_stays_paused_across_a_restart() {
     assert!(again.stop().success());
     let log = again.log();
     assert!(log.contains("was resumed by"), "{log}");
+    let history = std::fs::read_to_string(again.path("state/history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"kind\":\"pause\"") && history.contains("scheduling paused by"),
+        "the pause is in the audit trail: {history}"
+    );
+    assert!(history.contains("\"kind\":\"resume\""), "{history}");
 }
 
 #[tokio::test]

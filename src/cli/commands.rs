@@ -20,12 +20,18 @@ pub async fn run(command: Command) -> u8 {
         Command::Run { config } => super::daemon_cmd::run(&config).await,
         Command::CheckConfig { config } => super::daemon_cmd::check_config(&config, 5, true),
         Command::Next { config, count } => super::daemon_cmd::check_config(&config, count, false),
-        Command::History { config, job, limit } => super::daemon_cmd::history(&config, job, limit),
+        Command::History { config, job, limit } => {
+            let config = super::control_cmd::running_config(config).await;
+            super::daemon_cmd::history(&config, job, limit)
+        }
         Command::Prune {
             config,
             job,
             dry_run,
-        } => super::daemon_cmd::prune(&config, job.as_deref(), dry_run),
+        } => {
+            let config = super::control_cmd::running_config(config).await;
+            super::daemon_cmd::prune(&config, job.as_deref(), dry_run)
+        }
         Command::Backup(args) => backup_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
         Command::Verify { dir } => verify_cmd(&dir),
@@ -36,7 +42,10 @@ pub async fn run(command: Command) -> u8 {
             storage,
             config,
             job,
-        } => list_cmd(storage.as_deref(), &config, job.as_deref()),
+        } => {
+            let config = super::control_cmd::running_config(config).await;
+            list_cmd(storage.as_deref(), &config, job.as_deref())
+        }
         Command::BackupNow(args) => super::control_cmd::backup_now(&args).await,
         Command::Status { control, json } => super::control_cmd::status(&control, json).await,
         Command::Pause { job, control } => super::control_cmd::pause(&control, &job, true).await,

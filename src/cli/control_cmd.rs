@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::Utc;
 
 use super::commands::{fail, load_config};
-use super::{exit, BackupNowArgs, ControlArgs, DEFAULT_CONFIG};
+use super::{exit, BackupNowArgs, ConfigArg, ControlArgs, DEFAULT_CONFIG};
 use crate::config::{self, DEFAULT_CONTROL_SOCKET};
 use crate::control::{self, ClientError, ClientRequest};
 use crate::daemon::api::{ErrorCode, JobStatus, RunInfo, RunState, Status};
@@ -148,7 +148,9 @@ pub async fn backup_now(args: &BackupNowArgs) -> u8 {
 /// `Backup of job "x" started (run 7).`
 fn run_line(run: &RunInfo) -> String {
     let (what, why) = match run.state {
-        RunState::Queued => ("queued", ": waiting for a free slot"),
+        // Every run starts queued; it waits only when max_concurrent_jobs
+        // runs are going, and then the next event says so.
+        RunState::Queued => ("accepted", ""),
         RunState::Running => ("started", ""),
         RunState::Success => ("finished", ""),
         RunState::Failed => ("failed", ""),
@@ -187,12 +189,12 @@ fn finished(run: &RunInfo) -> u8 {
     match run.state {
         RunState::Success => {
             println!(
-                "Backup {} of job \"{}\" complete: {}, {} collections, {} documents in {took}.",
+                "Backup {} of job \"{}\" complete: {} stored, {} collections, {} documents in {took}.",
                 run.backup_id.as_deref().unwrap_or("(unnamed)"),
                 run.job,
-                format_size(run.progress.bytes),
+                format_size(run.stored_bytes.unwrap_or(run.progress.bytes)),
                 run.progress.collections_total,
-                run.progress.documents,
+                run.documents.unwrap_or(run.progress.documents),
             );
             0
         }
@@ -259,6 +261,34 @@ pub async fn pause(control: &ControlArgs, job: &str, pause: bool) -> u8 {
             0
         }
         Err(e) => failed(&e),
+    }
+}
+
+/// The configuration the running daemon uses, when the command names none:
+/// `history`, `list` and `prune` then describe what the service does even
+/// if it was started with another file. Without a daemon answering on its
+/// socket (`MONGO_BACKUPD_SOCKET`, else the default), the default file.
+pub async fn running_config(arg: ConfigArg) -> ConfigArg {
+    if arg.path.is_some() {
+        return arg;
+    }
+    let socket = std::env::var_os("MONGO_BACKUPD_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET));
+    let socket = socket.as_path();
+    if !socket.exists() {
+        return arg;
+    }
+    let asked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        control::request::<Status>(socket, &ClientRequest::Status),
+    )
+    .await;
+    match asked {
+        Ok(Ok(status)) => ConfigArg {
+            path: Some(PathBuf::from(status.config_file)),
+        },
+        _ => arg,
     }
 }
 

@@ -133,6 +133,12 @@ pub struct RunInfo {
     pub backup_id: Option<String>,
     pub error: Option<String>,
     pub progress: Progress,
+    /// Of a complete backup: its size as stored (compressed) and the
+    /// documents it holds.
+    #[serde(default)]
+    pub stored_bytes: Option<u64>,
+    #[serde(default)]
+    pub documents: Option<u64>,
 }
 
 /// One job in `status`.
@@ -257,6 +263,9 @@ pub enum Request {
 }
 
 /// What a request gets back.
+// Each reply is moved once through a channel; boxing the run would only
+// add an allocation to the commonest answer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Reply {
     Status(Box<Status>),

@@ -231,7 +231,7 @@ pub(super) fn last_successes(state_dir: &std::path::Path) -> BTreeMap<String, Da
         .unwrap_or_default();
     let mut out = BTreeMap::new();
     for r in records {
-        if r.kind != "alert" && r.result == crate::history::RunResult::Success {
+        if r.is_backup() && r.result == crate::history::RunResult::Success {
             let t = out.entry(r.job).or_insert(r.finished);
             *t = (*t).max(r.finished);
         }

@@ -139,12 +139,17 @@ impl Daemon {
         if let Some(run) = self.runs.active_run(job) {
             let since = run
                 .started_at
-                .map(|t| format!("running since {}", t.to_rfc3339()))
+                .map(|t| {
+                    format!(
+                        "running since {}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                })
                 .unwrap_or_else(|| "queued".to_string());
             return Reply::Error(ApiError::new(
                 ErrorCode::JobRunning,
                 format!(
-                    "job \"{job}\" is already running (run {}, {since}); wait for it, or follow it with `mongo-backupd backup-now` later",
+                    "job \"{job}\" is already running (run {}, {since}); `mongo-backupd status` shows its progress: ask again once it has finished",
                     run.id
                 ),
             ));
@@ -216,6 +221,28 @@ impl Daemon {
                     self.save_state();
                 }
             }
+        }
+        // The audit trail: who paused or resumed what, in the history.
+        let record = crate::history::RunRecord {
+            job: job.to_string(),
+            kind: if pause { "pause" } else { "resume" }.to_string(),
+            scheduled: None,
+            started: now,
+            finished: now,
+            result: crate::history::RunResult::Success,
+            error: None,
+            backup_id: None,
+            bytes: None,
+            documents: None,
+            note: Some(format!(
+                "scheduling {} by {}",
+                if pause { "paused" } else { "resumed" },
+                caller.describe()
+            )),
+            requested_by: Some(caller.describe()),
+        };
+        if let Err(e) = crate::history::append(&self.config.daemon.state_dir, &record) {
+            tracing::error!(job = %job, "{e} This pause/resume is missing from the run history.");
         }
         if let Err(e) = paused::save(&self.config.daemon.state_dir, &self.paused) {
             tracing::error!("{e}; the pause/resume of job \"{job}\" is in effect but will not survive a restart until the state directory is writable.");

@@ -167,6 +167,8 @@ impl Runs {
             backup_id: None,
             error: None,
             progress: Progress::default(),
+            stored_bytes: None,
+            documents: None,
         };
         let (info_tx, info_rx) = watch::channel(info.clone());
         self.infos.push_back((id, info_rx));
@@ -328,6 +330,8 @@ impl RunContext {
             i.finished_at = Some(rec.finished);
             i.backup_id = rec.backup_id.clone().or(i.backup_id.take());
             i.error = rec.error.clone();
+            i.stored_bytes = rec.bytes;
+            i.documents = rec.documents;
             i.started_at.get_or_insert(started);
         });
         let log_lines = runlog::take(self.log_run);

@@ -55,7 +55,7 @@ impl JobStats {
 /// without counting them as runs of this daemon.
 pub fn seed(records: &[RunRecord]) -> BTreeMap<String, JobStats> {
     let mut out: BTreeMap<String, JobStats> = BTreeMap::new();
-    let mut ordered: Vec<&RunRecord> = records.iter().filter(|r| r.kind != "alert").collect();
+    let mut ordered: Vec<&RunRecord> = records.iter().filter(|r| r.is_backup()).collect();
     ordered.sort_by_key(|r| r.started);
     for r in ordered {
         out.entry(r.job.clone()).or_default().observe(r, false);

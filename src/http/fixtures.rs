@@ -29,6 +29,8 @@ pub fn run(id: u64, job: &str) -> RunInfo {
         backup_id: None,
         error: None,
         progress: Progress::default(),
+        stored_bytes: None,
+        documents: None,
     }
 }
 

@@ -224,6 +224,8 @@ mod tests {
                 documents: 1000,
                 bytes: 1288490189,
             },
+            stored_bytes: None,
+            documents: None,
         });
         let mut paused = job("archive", JobActivity::Paused, now);
         paused.last_result = Some("failed".into());

@@ -34,6 +34,8 @@ pub(crate) fn sample_run(id: u64, job: &str, state: RunState) -> RunInfo {
         backup_id: (state == RunState::Success).then(|| "20260921T000000Z-full".into()),
         error: None,
         progress: Progress::default(),
+        stored_bytes: None,
+        documents: None,
     }
 }
 
