@@ -75,6 +75,16 @@ include = ["{db}"]
     )
 }
 
+/// A seeded database and a daemon whose job `nightly` backs it up on
+/// `schedule` (plus `extra` configuration).
+async fn daemon(target: &Target, prefix: &str, schedule: &str, extra: &str) -> (Daemon, String) {
+    let db = target.unique_db(prefix);
+    seed(target, &db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &target.uri(), &db, schedule, extra);
+    (Daemon::start_in(dir, &cfg), cfg)
+}
+
 /// `mongo-backupd ARGS --socket <the daemon's socket>`.
 fn ctl(d: &Daemon, args: &[&str]) -> Output {
     let socket = d.socket().display().to_string();
@@ -113,12 +123,8 @@ fn complete_backups(d: &Daemon) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn backup_now_wait_takes_a_manual_backup_that_manual_retention_keeps() {
     let target = Target::new().unwrap();
-    let db = target.unique_db("op_manual");
-    seed(&target, &db).await;
-    let dir = tempfile::tempdir().unwrap();
     // Never fires during the test: everything here is on request.
-    let cfg = config(dir.path(), &target.uri(), &db, "0 0 1 1 *", "");
-    let mut d = Daemon::start_in(dir, &cfg);
+    let (mut d, _) = daemon(&target, "op_manual", "0 0 1 1 *", "").await;
 
     let out = ctl(
         &d,
@@ -192,11 +198,7 @@ async fn backup_now_wait_takes_a_manual_backup_that_manual_retention_keeps() {
 #[tokio::test]
 async fn backup_now_on_a_running_job_reports_that_it_runs() {
     let target = Target::new().unwrap();
-    let db = target.unique_db("op_busy");
-    seed(&target, &db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &target.uri(), &db, "0 0 1 1 *", "");
-    let mut d = Daemon::start_in(dir, &cfg);
+    let (mut d, _) = daemon(&target, "op_busy", "0 0 1 1 *", "").await;
     slow_backups(&target, 1500).await;
 
     let first = ctl(&d, &["backup-now", "nightly"]);
@@ -227,11 +229,7 @@ async fn backup_now_on_a_running_job_reports_that_it_runs() {
 #[tokio::test]
 async fn status_json_matches_what_is_on_disk() {
     let target = Target::new().unwrap();
-    let db = target.unique_db("op_status");
-    seed(&target, &db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &target.uri(), &db, "0 0 1 1 *", "");
-    let mut d = Daemon::start_in(dir, &cfg);
+    let (mut d, _) = daemon(&target, "op_status", "0 0 1 1 *", "").await;
     for _ in 0..2 {
         let out = ctl(&d, &["backup-now", "nightly", "--wait"]);
         assert!(out.status.success(), "{}", common::text(&out));
@@ -275,11 +273,7 @@ async fn status_json_matches_what_is_on_disk() {
 #[tokio::test]
 async fn a_paused_job_stays_paused_across_a_restart() {
     let target = Target::new().unwrap();
-    let db = target.unique_db("op_pause");
-    seed(&target, &db).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &target.uri(), &db, "* * * * * *", "");
-    let mut d = Daemon::start_in(dir, &cfg);
+    let (mut d, cfg) = daemon(&target, "op_pause", "* * * * * *", "").await;
     d.wait_for("a scheduled backup", WAIT, |d| {
         !complete_backups(d).is_empty()
     });

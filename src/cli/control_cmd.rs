@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use super::commands::{fail, load_config};
+use super::commands::{fail, interrupted, load_config};
 use super::{exit, BackupNowArgs, ConfigArg, ControlArgs, DEFAULT_CONFIG};
 use crate::config::{self, DEFAULT_CONTROL_SOCKET};
 use crate::control::{self, ClientError, ClientRequest};
@@ -71,23 +71,6 @@ fn print_json<T: serde::Serialize>(value: &T) {
             let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
         Err(e) => eprintln!("mongo-backupd: cannot print the answer as JSON: {e}"),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term_recv = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term_recv => {}
     }
 }
 
