@@ -95,14 +95,26 @@ impl Daemon {
         if old.max_concurrent_jobs != new.daemon.max_concurrent_jobs {
             needs_restart.push("daemon.max_concurrent_jobs");
         }
+        if old.control_socket != new.daemon.control_socket
+            || old.control_group != new.daemon.control_group
+        {
+            needs_restart.push("daemon.control_socket/control_group");
+        }
+        if self.config.http != new.http {
+            needs_restart.push("[http]");
+        }
         let keep_daemon = old.clone();
+        let keep_http = self.config.http.clone();
         self.config = new;
+        self.config.http = keep_http;
         // Settings that cannot change live keep their running values.
         self.config.daemon.state_dir = keep_daemon.state_dir;
         self.config.daemon.log_file = keep_daemon.log_file;
         self.config.daemon.log_rotation = keep_daemon.log_rotation;
         self.config.daemon.log_level = keep_daemon.log_level;
         self.config.daemon.max_concurrent_jobs = keep_daemon.max_concurrent_jobs;
+        self.config.daemon.control_socket = keep_daemon.control_socket;
+        self.config.daemon.control_group = keep_daemon.control_group;
         let list = |v: &Vec<String>| {
             if v.is_empty() {
                 "none".to_string()
