@@ -5,6 +5,7 @@ mod alert_cmd;
 mod commands;
 mod control_cmd;
 mod daemon_cmd;
+mod generate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -157,6 +158,20 @@ pub enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// See it all work without MongoDB, in one command.
+    ///
+    /// The daemon backs up an embedded test server for a while (fulls,
+    /// incrementals, retention, an alert mail to a local SMTP server), then
+    /// a point-in-time restore is checked against the source.
+    #[cfg(feature = "demo")]
+    Demo(crate::demo::DemoArgs),
+    /// Write the man page or the shell completions (packaging does, at
+    /// build time).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::Generate,
+    },
 }
 
 /// How to reach the running daemon.
@@ -194,7 +209,12 @@ pub struct BackupNowArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArg {
     /// The configuration file.
-    #[arg(long = "config", env = "MONGO_BACKUPD_CONFIG", id = "config")]
+    #[arg(
+        long = "config",
+        env = "MONGO_BACKUPD_CONFIG",
+        id = "config",
+        value_name = "FILE"
+    )]
     pub path: Option<PathBuf>,
 }
 
@@ -307,8 +327,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    // The daemon sets up its own logging from its configuration.
-    if !matches!(cli.command, Command::Run { .. }) {
+    // The daemon sets up its own logging from its configuration, the demo
+    // its own too (it also writes a log file in its directory).
+    let own_logging = matches!(cli.command, Command::Run { .. });
+    #[cfg(feature = "demo")]
+    let own_logging = own_logging || matches!(cli.command, Command::Demo(_));
+    if !own_logging {
         init_logging();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

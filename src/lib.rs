@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod history;
 pub mod http;
 pub mod restore;

@@ -130,7 +130,17 @@ fn main_example_has_the_canonical_policy() {
 /// out, so the example stays the complete reference.
 #[test]
 fn main_example_documents_every_key() {
-    let text = std::fs::read_to_string(etc().join("mongo-backupd.toml")).unwrap();
+    assert_documents_every_key(&etc().join("mongo-backupd.toml"));
+}
+
+/// The packaged copy of the example stays as complete as the example.
+#[test]
+fn packaged_config_documents_every_key() {
+    assert_documents_every_key(&packaged_config());
+}
+
+fn assert_documents_every_key(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
     let keys = [
         "state_dir",
         "timezone",
@@ -196,9 +206,57 @@ fn main_example_documents_every_key() {
         let commented = format!("\n# {key} = ");
         assert!(
             text.contains(&set) || text.contains(&commented),
-            "the example does not show {key}"
+            "{} does not show {key}",
+            path.display()
         );
     }
+}
+
+/// What the Debian package installs as /etc/mongo-backupd/config.toml.
+fn packaged_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml")
+}
+
+/// The packaged configuration passes `check-config` (the unit runs it
+/// before starting) and is safe on a machine without MongoDB or a mail
+/// server: its source is on localhost, mail alerts and the HTTP API are
+/// off, and it writes only where the package and the unit expect.
+#[test]
+fn packaged_config_passes_check_config_and_is_safe() {
+    let path = packaged_config();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mongo-backupd"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "check-config rejects {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = config::load(&path).unwrap();
+    for (name, source) in &config.sources {
+        match &source.uri {
+            UriSpec::Inline(uri) => assert!(
+                uri.starts_with("mongodb://localhost"),
+                "source {name} is not on localhost: {uri}"
+            ),
+            other => panic!("source {name} should have an inline localhost uri, not {other:?}"),
+        }
+    }
+    assert!(config.alerts.email.is_none(), "alert mails are on");
+    assert!(config.http.is_none(), "the HTTP API is on");
+    assert!(config.jobs.values().all(|j| j.alert_to.is_empty()));
+    // postinst creates these (owned by the service user) and the unit's
+    // StateDirectory= and ReadWritePaths= name them.
+    assert_eq!(config.daemon.state_dir, Path::new("/var/lib/mongo-backupd"));
+    for storage in config.storage.values() {
+        assert_eq!(storage.path, Path::new("/var/backups/mongo-backupd"));
+    }
+    assert!(!config.jobs.is_empty());
 }
 
 /// A file that does not exist is reported like any other problem, with the

@@ -523,11 +523,14 @@ async fn retention_runs_after_each_successful_backup() {
         Duration::from_secs(30),
         |d| !d.path("backups/fast").join(&old).exists(),
     );
-    assert!(
-        d.log()
-            .contains("Retention deleted 1 backups of job \"fast\""),
-        "{}",
-        d.log()
+    // The summary line follows the deletion; the log may lag it a moment.
+    d.wait_for(
+        "retention's summary in the log",
+        Duration::from_secs(30),
+        |d| {
+            d.log()
+                .contains("Retention deleted 1 backups of job \"fast\"")
+        },
     );
     assert!(d.stop().success());
 }
@@ -561,11 +564,13 @@ async fn retention_also_runs_on_its_own_when_no_backup_is_due() {
         !d.path("backups/fast").join(&old).exists()
     });
     assert!(real.is_dir());
-    assert!(
-        d.log()
-            .contains("Retention deleted 1 backups of job \"fast\""),
-        "{}",
-        d.log()
+    d.wait_for(
+        "retention's summary in the log",
+        Duration::from_secs(30),
+        |d| {
+            d.log()
+                .contains("Retention deleted 1 backups of job \"fast\"")
+        },
     );
     assert!(d.stop().success());
 }

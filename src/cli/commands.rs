@@ -50,6 +50,9 @@ pub async fn run(command: Command) -> u8 {
         Command::Status { control, json } => super::control_cmd::status(&control, json).await,
         Command::Pause { job, control } => super::control_cmd::pause(&control, &job, true).await,
         Command::Resume { job, control } => super::control_cmd::pause(&control, &job, false).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Generate { what } => super::generate::run(&what),
     }
 }
 
