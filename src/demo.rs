@@ -123,14 +123,14 @@ pub async fn run(args: DemoArgs) -> u8 {
     let mut session = Session::new(dir.clone());
     let result = tokio::select! {
         r = session.main(args.duration) => Some(r),
-        _ = interrupted() => None,
+        _ = crate::signal::interrupted() => None,
     };
     if result.is_none() {
         say("Interrupted: stopping the daemon (running backups get its shutdown grace) and the test server.");
     }
     // A second Ctrl-C while stopping means "now".
     let hurry = tokio::spawn(async {
-        interrupted().await;
+        crate::signal::interrupted().await;
         eprintln!("mongo-backupd: interrupted again; exiting without waiting.");
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
@@ -169,22 +169,5 @@ pub async fn run(args: DemoArgs) -> u8 {
             println!("Demo FAILED: {}", crate::error_chain(&e));
             exit::FAILURE
         }
-    }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term_recv = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term_recv => {}
     }
 }

@@ -20,6 +20,7 @@ pub mod http;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod signal;
 pub mod source;
 pub mod storage;
 

@@ -56,6 +56,20 @@ struct RunId(u64);
 /// The layer to install next to the log writers.
 pub struct RunLogLayer;
 
+/// [`RunLogLayer`] with its own filter: INFO and above from this crate,
+/// whatever level the log writers are set to, because a failure mail
+/// quotes the run's INFO lines even when the log shows warnings only.
+pub fn layer<S>(
+) -> tracing_subscriber::filter::Filtered<RunLogLayer, tracing_subscriber::filter::Targets, S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    RunLogLayer.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target("mongo_backupd", tracing::Level::INFO),
+    )
+}
+
 struct RunField(Option<u64>);
 
 impl Visit for RunField {

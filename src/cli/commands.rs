@@ -66,28 +66,11 @@ fn cancel_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        interrupted().await;
+        crate::signal::interrupted().await;
         tracing::warn!("Interrupted: stopping and removing the unfinished work.");
         t.cancel();
     });
     token
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub(super) async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term_recv = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term_recv => {}
-    }
 }
 
 pub(super) fn load_config(arg: &ConfigArg) -> Result<Config, u8> {

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use super::commands::{fail, interrupted, load_config};
+use super::commands::{fail, load_config};
 use super::{exit, BackupNowArgs, ConfigArg, ControlArgs, DEFAULT_CONFIG};
 use crate::config::{self, DEFAULT_CONTROL_SOCKET};
 use crate::control::{self, ClientError, ClientRequest};
 use crate::daemon::api::{ErrorCode, JobStatus, RunInfo, RunState, Status};
 use crate::history::format_size;
+use crate::signal::interrupted;
 
 mod view;
 use view::{render_status, span, state, until};

@@ -155,11 +155,7 @@ fn init_logging(settings: &config::DaemonSettings) -> Result<Option<WorkerGuard>
         }
     };
     // A subscriber set by an earlier call (tests, embedding) stays.
-    // Failure mails quote the run's own INFO lines whatever the log level.
-    let run_lines = crate::alert::runlog::RunLogLayer.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target("mongo_backupd", tracing::Level::INFO),
-    );
+    let run_lines = crate::alert::runlog::layer();
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)

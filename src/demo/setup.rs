@@ -225,11 +225,7 @@ pub fn init_logging(dir: &Path) -> Result<WorkerGuard, DemoError> {
         .with_ansi(false)
         .with_target(false)
         .with_filter(filter());
-    // Failure mails quote the run's own log lines, as under `run`.
-    let run_lines = crate::alert::runlog::RunLogLayer.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target("mongo_backupd", tracing::Level::INFO),
-    );
+    let run_lines = crate::alert::runlog::layer();
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)
