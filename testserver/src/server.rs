@@ -149,6 +149,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, id: u64, shared: 
             _ = dropper.changed() => return,
             _ = stopped(&mut running) => return,
         };
+        // A stopped server answers nothing, even a request that was already
+        // on its way (select! may pick the read over the stop when both
+        // are ready).
+        if !*running.borrow() {
+            return;
+        }
         let (header, request) = match message {
             Ok(m) => m,
             Err(WireError::Closed) => return,
