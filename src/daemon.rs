@@ -156,7 +156,12 @@ impl Daemon {
             started_at: now,
             config_loaded_at: now,
         };
-        let successes = health::last_successes(&daemon.config.daemon.state_dir);
+        // The history was read once above; the last successes come from it.
+        let successes: BTreeMap<String, DateTime<Utc>> = daemon
+            .stats
+            .iter()
+            .filter_map(|(job, s)| s.last_success_at.map(|t| (job.clone(), t)))
+            .collect();
         daemon.sync_health(Utc::now(), &[], Some(&successes));
         daemon
     }
@@ -248,24 +253,7 @@ impl Daemon {
     }
 
     fn tick(&mut self, now: DateTime<Utc>) {
-        let next: Vec<(String, Option<DateTime<Utc>>)> = self
-            .jobs
-            .iter()
-            .map(|(n, sj)| {
-                let next = sj.timing.as_ref().and_then(|t| {
-                    schedule::next_fire(t, sj.state.last_fire.unwrap_or(now).max(now))
-                });
-                (n.clone(), next)
-            })
-            .collect();
-        self.alerts.with_health(|h| {
-            h.last_tick = now;
-            for (name, next) in next {
-                if let Some(j) = h.jobs.get_mut(&name) {
-                    j.next_fire = next;
-                }
-            }
-        });
+        self.alerts.with_health(|h| h.last_tick = now);
         if now >= self.retention_due {
             self.apply_retention(None);
             self.retention_due = now + RETENTION_EVERY;
@@ -336,21 +324,11 @@ impl Daemon {
             (false, Some(_)) => crate::history::RunResult::Failed,
             (false, None) => crate::history::RunResult::Cancelled,
         };
-        self.stats.entry(done.job.clone()).or_default().observe(
-            &crate::history::RunRecord {
-                job: done.job.clone(),
-                kind: String::new(),
-                scheduled: None,
-                started: done.started,
-                finished: done.finished,
-                result,
-                error: None,
-                backup_id: done.backup_id.clone(),
-                bytes: done.bytes,
-                documents: None,
-                note: None,
-                requested_by: None,
-            },
+        self.stats.entry(done.job.clone()).or_default().observe_run(
+            result,
+            done.started,
+            done.finished,
+            done.bytes,
             true,
         );
         self.alerts.with_health(|h| {
@@ -372,20 +350,31 @@ impl Daemon {
         }
     }
 
+    /// How long to sleep: until the next fire of any job, at most
+    /// `MAX_SLEEP` (or the watchdog's interval). The next fires also go to
+    /// the staleness watchdog, so they are computed once per wake.
     fn next_wake(&self, now: DateTime<Utc>, watchdog: Option<Duration>) -> Duration {
         let mut wake = watchdog.map_or(MAX_SLEEP, |w| w.min(MAX_SLEEP));
+        let mut nexts = Vec::with_capacity(self.jobs.len());
         for (name, sj) in &self.jobs {
-            let Some(timing) = &sj.timing else { continue };
-            if self.paused.contains_key(name) {
-                continue;
+            let next = match &sj.timing {
+                Some(timing) if !self.paused.contains_key(name) => {
+                    schedule::next_fire(timing, sj.state.last_fire.unwrap_or(now).max(now))
+                }
+                _ => None,
+            };
+            if let Some(next) = next {
+                wake = wake.min((next - now).to_std().unwrap_or(Duration::ZERO));
             }
-            if let Some(next) =
-                schedule::next_fire(timing, sj.state.last_fire.unwrap_or(now).max(now))
-            {
-                let until = (next - now).to_std().unwrap_or(Duration::ZERO);
-                wake = wake.min(until);
-            }
+            nexts.push((name, next));
         }
+        self.alerts.with_health(|h| {
+            for (name, next) in nexts {
+                if let Some(j) = h.jobs.get_mut(name) {
+                    j.next_fire = next;
+                }
+            }
+        });
         wake
     }
 

@@ -223,18 +223,3 @@ fn retain(cfg: &Config, job: &str) -> Vec<String> {
     }
     problems
 }
-
-/// The last successful backup of each job, from the run history, so the
-/// watchdog knows at start how old each job's newest backup is.
-pub(super) fn last_successes(state_dir: &std::path::Path) -> BTreeMap<String, DateTime<Utc>> {
-    let records = crate::history::read(state_dir, crate::history::HistoryFilter::default())
-        .unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for r in records {
-        if r.is_backup() && r.result == crate::history::RunResult::Success {
-            let t = out.entry(r.job).or_insert(r.finished);
-            *t = (*t).max(r.finished);
-        }
-    }
-    out
-}

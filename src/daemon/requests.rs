@@ -71,23 +71,15 @@ impl Daemon {
             Request::Pause { job, caller } => self.set_paused(&job, true, &caller),
             Request::Resume { job, caller } => self.set_paused(&job, false, &caller),
             Request::Backups { job } => {
-                if let Some(j) = &job {
-                    if !self.jobs.contains_key(j) {
-                        Reply::Error(unknown_job(self, j))
-                    } else {
-                        let cfg = self.config.clone();
-                        return answer_later(reply, move || {
-                            match status::backups(&cfg, job.as_deref()) {
-                                Ok(b) => Reply::Backups(b),
-                                Err(e) => Reply::Error(ApiError::new(ErrorCode::Internal, e)),
-                            }
-                        });
-                    }
+                if let Some(j) = job.as_deref().filter(|j| !self.jobs.contains_key(*j)) {
+                    Reply::Error(unknown_job(self, j))
                 } else {
                     let cfg = self.config.clone();
-                    return answer_later(reply, move || match status::backups(&cfg, None) {
-                        Ok(b) => Reply::Backups(b),
-                        Err(e) => Reply::Error(ApiError::new(ErrorCode::Internal, e)),
+                    return answer_later(reply, move || {
+                        match status::backups(&cfg, job.as_deref()) {
+                            Ok(b) => Reply::Backups(b),
+                            Err(e) => Reply::Error(ApiError::new(ErrorCode::Internal, e)),
+                        }
                     });
                 }
             }

@@ -28,21 +28,30 @@ impl JobStats {
     /// Takes in one finished run (skips are not runs: they leave the last
     /// result as it was).
     pub fn observe(&mut self, r: &RunRecord, count: bool) {
-        if matches!(r.result, RunResult::Skipped) {
+        self.observe_run(r.result, r.started, r.finished, r.bytes, count);
+    }
+
+    /// [`observe`](Self::observe) from the parts of a run.
+    pub fn observe_run(
+        &mut self,
+        result: RunResult,
+        started: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        bytes: Option<u64>,
+        count: bool,
+    ) {
+        if matches!(result, RunResult::Skipped) {
             return;
         }
-        self.last_result = Some(r.result.as_str().to_string());
-        self.last_run_at = Some(r.started);
-        self.last_duration_secs = (r.finished - r.started)
-            .to_std()
-            .ok()
-            .map(|d| d.as_secs_f64());
-        if r.result == RunResult::Success {
-            self.last_success_at = Some(r.finished);
-            self.last_backup_bytes = r.bytes.or(self.last_backup_bytes);
+        self.last_result = Some(result.as_str().to_string());
+        self.last_run_at = Some(started);
+        self.last_duration_secs = (finished - started).to_std().ok().map(|d| d.as_secs_f64());
+        if result == RunResult::Success {
+            self.last_success_at = Some(finished);
+            self.last_backup_bytes = bytes.or(self.last_backup_bytes);
         }
         if count {
-            match r.result {
+            match result {
                 RunResult::Success => self.runs_succeeded += 1,
                 RunResult::Failed => self.runs_failed += 1,
                 _ => {}
