@@ -101,7 +101,10 @@ pub fn job_ref(cfg: &Config, job: &Job) -> JobRef {
     let storage = cfg
         .storage
         .get(&job.storage)
-        .map(|s| format!("{} ({})", s.name, s.path.display()))
+        .map(|s| match s.local_path() {
+            Some(p) => format!("{} ({})", s.name, p.display()),
+            None => s.name.clone(),
+        })
         .unwrap_or_else(|| job.storage.clone());
     JobRef {
         job: job.name.clone(),

@@ -115,7 +115,10 @@ impl BackupRequest {
             job: name.to_string(),
             source_name: src.name.clone(),
             uri,
-            storage_root: store.path.clone(),
+            storage_root: store
+                .local_path()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
             kind: match job.kind {
                 JobKind::Full => BackupKind::Full,
                 JobKind::Incremental => BackupKind::Incremental,

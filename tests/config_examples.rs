@@ -62,7 +62,7 @@ fn main_example_has_the_canonical_policy() {
         "mongodb://localhost:27017/?replicaSet=rs0"
     );
     assert_eq!(
-        config.storage["local"].path,
+        config.storage["local"].local_path().unwrap(),
         Path::new("/var/backups/mongo-backupd")
     );
 
@@ -254,7 +254,10 @@ fn packaged_config_passes_check_config_and_is_safe() {
     // StateDirectory= and ReadWritePaths= name them.
     assert_eq!(config.daemon.state_dir, Path::new("/var/lib/mongo-backupd"));
     for storage in config.storage.values() {
-        assert_eq!(storage.path, Path::new("/var/backups/mongo-backupd"));
+        assert_eq!(
+            storage.local_path().unwrap(),
+            Path::new("/var/backups/mongo-backupd")
+        );
     }
     assert!(!config.jobs.is_empty());
 }

@@ -226,7 +226,11 @@ async fn restore_cmd(args: RestoreArgs) -> u8 {
             };
             let what = format!("point-in-time restore of source \"{}\"", job.source);
             // The checked plan is shown before anything is written.
-            match restore::pitr::plan(&store.path, &job.source, at) {
+            match restore::pitr::plan(
+                store.local_path().unwrap_or(std::path::Path::new("")),
+                &job.source,
+                at,
+            ) {
                 Ok(plan) => {
                     print!("{}", plan.render());
                     let result = if opts.dry_run {
@@ -294,7 +298,11 @@ fn list_cmd(storage: Option<&Path>, config: &ConfigArg, job: Option<&str>) -> u8
         Some(p) => vec![p.to_path_buf()],
         None => match load_config(config) {
             Ok(cfg) => {
-                let mut roots: Vec<_> = cfg.storage.values().map(|s| s.path.clone()).collect();
+                let mut roots: Vec<_> = cfg
+                    .storage
+                    .values()
+                    .filter_map(|s| s.local_path().map(|p| p.to_path_buf()))
+                    .collect();
                 roots.dedup();
                 roots
             }

@@ -539,7 +539,8 @@ fn storage_location(
     let path = absolute_path(sink, section, "path")?;
     kind_ok.then(|| StorageLocation {
         name: name.to_string(),
-        path,
+        backend: super::model::Backend::Local { path },
+        retention: None,
     })
 }
 

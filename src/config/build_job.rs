@@ -112,6 +112,8 @@ pub(crate) fn job(
         name: name.to_string(),
         source: source?,
         storage: storage?,
+        copies: Vec::new(),
+        encryption: None,
         kind: kind?,
         schedule: schedule?,
         timezone: timezone?,

@@ -303,14 +303,117 @@ pub(crate) fn expand_vars(
     Ok(out)
 }
 
-/// `[storage.NAME]`: where backups are written. Only local directories
-/// exist so far; other backends will add fields (which `#[non_exhaustive]`
-/// allows without a breaking change).
+/// `[storage.NAME]`: where backups are written (a job's primary
+/// `storage`, always a local directory) or copied to (a job's `copies`:
+/// a directory or an object store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StorageLocation {
     pub name: String,
-    pub path: PathBuf,
+    pub backend: Backend,
+    /// `retention`: how long backups are kept at this location, replacing
+    /// each job's own `retention` age there (its keep_* counts and
+    /// `min_keep` still apply), e.g. 90 days off-site.
+    pub retention: Option<Duration>,
+}
+
+impl StorageLocation {
+    /// The directory of a local location.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            Backend::Local { path } => Some(path),
+            Backend::Object(_) => None,
+        }
+    }
+}
+
+/// What kind of place a storage location is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// `type = "local"`: a directory (possibly a network mount).
+    Local { path: PathBuf },
+    /// `type = "s3" | "azure" | "gcs"`.
+    Object(ObjectSettings),
+}
+
+/// An object-store location: the service and what every service shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectSettings {
+    pub service: ObjectService,
+    /// Key prefix inside the bucket or container, "" or ending in "/"
+    /// (normalised when parsed), e.g. `mongo-backupd/`.
+    pub prefix: String,
+    /// Multipart upload part size in bytes (default 16 MiB).
+    pub part_size: u64,
+    /// Extra PEM CA certificate(s) trusted for HTTPS to this service,
+    /// besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Per request timeout (default 5 minutes).
+    pub timeout: Duration,
+}
+
+impl ObjectSettings {
+    pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+}
+
+/// The object-store service and its own settings. Credentials are read
+/// when the location is opened, never held here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectService {
+    S3 {
+        bucket: String,
+        /// Default `us-east-1`.
+        region: Option<String>,
+        /// An S3-compatible service's URL, e.g. `https://minio.internal:9000`.
+        endpoint: Option<String>,
+        /// `http://` endpoints are refused unless set.
+        allow_http: bool,
+        /// Path-style requests (`endpoint/bucket/key`) unless set.
+        virtual_hosted_style: bool,
+        /// Both or neither; neither means the platform's usual chain
+        /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, web identity,
+        /// ECS or EC2 instance credentials).
+        access_key_id: Option<super::alerts::SecretSource>,
+        secret_access_key: Option<super::alerts::SecretSource>,
+    },
+    Azure {
+        account: String,
+        container: String,
+        /// The Blob service URL for emulators and sovereign clouds, e.g.
+        /// `http://127.0.0.1:10000/devstoreaccount1`.
+        endpoint: Option<String>,
+        allow_http: bool,
+        /// The storage account key; `None` means the platform's chain
+        /// (`AZURE_STORAGE_*` variables, managed identity).
+        access_key: Option<super::alerts::SecretSource>,
+    },
+    Gcs {
+        bucket: String,
+        /// A service account JSON key file; `None` means the platform's
+        /// chain (`GOOGLE_APPLICATION_CREDENTIALS`, metadata server).
+        service_account_file: Option<PathBuf>,
+    },
+}
+
+impl ObjectService {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ObjectService::S3 { .. } => "s3",
+            ObjectService::Azure { .. } => "azure",
+            ObjectService::Gcs { .. } => "gcs",
+        }
+    }
+}
+
+/// `encrypt_to` / `encrypt_to_file` of a job: the age X25519 recipients
+/// (`age1...`, already checked to parse) every data file is encrypted to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Encryption {
+    pub recipients: Vec<String>,
 }
 
 /// `[jobs.NAME]`: one scheduled (or on-demand) backup.
@@ -320,8 +423,14 @@ pub struct Job {
     pub name: String,
     /// Name of a key in [`Config::sources`] (checked to exist).
     pub source: String,
-    /// Name of a key in [`Config::storage`] (checked to exist).
+    /// Name of a key in [`Config::storage`] (checked to exist, and to be a
+    /// local directory).
     pub storage: String,
+    /// `copies`: further locations each backup is copied to after it is
+    /// complete in `storage` (checked to exist, distinct, not `storage`).
+    pub copies: Vec<String>,
+    /// `None`: backups are stored unencrypted.
+    pub encryption: Option<Encryption>,
     pub kind: JobKind,
     /// Always `Some` for full and incremental jobs.
     pub schedule: Option<Schedule>,

@@ -78,7 +78,10 @@ pub fn seed(records: &[RunRecord]) -> BTreeMap<String, JobStats> {
 pub fn stored(cfg: &Config) -> BTreeMap<String, (u64, u64, Option<DateTime<Utc>>)> {
     let mut out: BTreeMap<String, (u64, u64, Option<DateTime<Utc>>)> = BTreeMap::new();
     for location in cfg.storage.values() {
-        let Ok(listings) = catalog::list_backups(&location.path, None) else {
+        let Some(Ok(listings)) = location
+            .local_path()
+            .map(|p| catalog::list_backups(p, None))
+        else {
             continue;
         };
         for l in listings.iter().filter(|l| l.is_complete()) {
@@ -128,7 +131,10 @@ pub fn backups(cfg: &Config, job: Option<&str>) -> Result<Vec<BackupSummary>, St
                 continue;
             }
         }
-        let listings = catalog::list_backups(&location.path, job)
+        let Some(root) = location.local_path() else {
+            continue;
+        };
+        let listings = catalog::list_backups(root, job)
             .map_err(|e| format!("cannot list storage \"{name}\": {e}"))?;
         for l in listings {
             if !cfg.jobs.contains_key(&l.job) {

@@ -196,7 +196,11 @@ impl Session {
     pub(super) fn storage_root(&self) -> PathBuf {
         self.config
             .as_ref()
-            .and_then(|c| c.storage.values().next().map(|s| s.path.clone()))
+            .and_then(|c| {
+                c.storage
+                    .values()
+                    .find_map(|s| s.local_path().map(|p| p.to_path_buf()))
+            })
             .unwrap_or_else(|| self.dir.join("backups"))
     }
 

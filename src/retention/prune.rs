@@ -87,7 +87,10 @@ pub fn plan(
         if jobs.is_empty() {
             continue;
         }
-        let listings = catalog::list_backups(&location.path, None)?;
+        let Some(root) = location.local_path() else {
+            continue;
+        };
+        let listings = catalog::list_backups(root, None)?;
         let mut items = Vec::new();
         let mut paths = BTreeMap::new();
         for l in &listings {
@@ -159,7 +162,7 @@ pub fn plan(
             .collect();
         items.retain(|i| ids.contains(&(i.job.clone(), i.id.clone())));
         plans.push(PrunePlan {
-            root: location.path.clone(),
+            root: root.to_path_buf(),
             items,
             decisions,
             paths,

@@ -129,7 +129,10 @@ fn sources_and_storage() {
     );
     let local = &config.storage["local"];
     assert_eq!(local.name, "local");
-    assert_eq!(local.path, Path::new("/var/backups/mongo-backupd"));
+    assert_eq!(
+        local.local_path(),
+        Some(Path::new("/var/backups/mongo-backupd"))
+    );
 }
 
 #[test]
