@@ -15,8 +15,10 @@
 //! stream per file), so `mongorestore --gzip` reads an uncompressed or
 //! gzip backup directly; zstd files are standard zstd frames (`zstd -d`).
 
+pub mod crypt;
 mod error;
 mod names;
+pub mod object;
 mod reader;
 mod writer;
 

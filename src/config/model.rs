@@ -318,6 +318,16 @@ pub struct StorageLocation {
 }
 
 impl StorageLocation {
+    /// A location as the configuration would define it (for tools and
+    /// tests that build one without a file).
+    pub fn new(name: &str, backend: Backend) -> StorageLocation {
+        StorageLocation {
+            name: name.to_string(),
+            backend,
+            retention: None,
+        }
+    }
+
     /// The directory of a local location.
     pub fn local_path(&self) -> Option<&std::path::Path> {
         match &self.backend {
@@ -356,6 +366,19 @@ pub struct ObjectSettings {
 
 impl ObjectSettings {
     pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// `service` with the defaults: no prefix, 16 MiB parts, the system's
+    /// CA roots, 5-minute requests.
+    pub fn new(service: ObjectService) -> ObjectSettings {
+        ObjectSettings {
+            service,
+            prefix: String::new(),
+            part_size: Self::DEFAULT_PART_SIZE,
+            ca_file: None,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 /// The object-store service and its own settings. Credentials are read

@@ -1,0 +1,1 @@
+//! Encryption at rest with age (X25519 recipients).
