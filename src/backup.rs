@@ -8,6 +8,7 @@
 //! the driver to the compressor on blocking threads through bounded
 //! channels, so memory does not grow with collection size.
 
+pub mod copies;
 mod dump;
 pub mod incremental;
 mod progress;
@@ -55,6 +56,9 @@ pub struct BackupRequest {
     pub requested_by: Option<String>,
     /// Counters the copy updates as it goes, for whoever watches.
     pub progress: Option<std::sync::Arc<BackupProgress>>,
+    /// Encrypt every data file to these age recipients (the job's
+    /// `encrypt_to`); `None` stores them unencrypted.
+    pub encryption: Option<std::sync::Arc<crate::storage::crypt::Recipients>>,
 }
 
 /// Why a configured job cannot be turned into a backup request.
@@ -65,6 +69,13 @@ pub enum JobError {
         config: PathBuf,
         job: String,
         known: String,
+    },
+    #[error("{config}: job \"{job}\": its encrypt_to recipients cannot be used: {source}")]
+    Encryption {
+        config: PathBuf,
+        job: String,
+        #[source]
+        source: Box<crate::storage::crypt::CryptError>,
     },
     #[error("{config}: {source}")]
     Uri {
@@ -103,6 +114,20 @@ impl BackupRequest {
             config: cfg.path.clone(),
             source: Box::new(source),
         })?;
+        // The configuration checked the recipients; parsing them again
+        // here means a request never holds unchecked keys.
+        let encryption = match &job.encryption {
+            None => None,
+            Some(enc) => Some(std::sync::Arc::new(
+                crate::storage::crypt::Recipients::parse(&enc.recipients).map_err(|source| {
+                    JobError::Encryption {
+                        config: cfg.path.clone(),
+                        job: name.to_string(),
+                        source: Box::new(source),
+                    }
+                })?,
+            )),
+        };
         let compression = match job.compression {
             crate::config::CompressionSetting::None => Compression::none(),
             crate::config::CompressionSetting::Gzip { level } => Compression {
@@ -132,6 +157,7 @@ impl BackupRequest {
             note,
             requested_by: None,
             progress: None,
+            encryption,
         })
     }
 }
@@ -340,7 +366,10 @@ async fn full_with(
 ) -> Result<BackupOutcome, BackupError> {
     let client = client.clone();
     let info = source::describe(&client, &req.uri).await?;
-    let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
+    let mut writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
+    if let Some(recipients) = &req.encryption {
+        writer.encrypt_to(recipients.clone());
+    }
     let consistent = info.oplog.is_some();
     if !consistent {
         tracing::warn!(
@@ -443,6 +472,8 @@ async fn full_with(
         note: req.note.clone(),
         requested_by: req.requested_by.clone(),
         bridge,
+        encryption: None,
+        copies: Vec::new(),
     };
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
@@ -467,9 +498,17 @@ async fn full_with(
 /// it is complete.
 fn complete(
     writer: BackupWriter,
-    manifest: Manifest,
+    mut manifest: Manifest,
     started: Instant,
 ) -> Result<BackupOutcome, BackupError> {
+    // Recorded by fingerprint: enough to tell which secret key a restore
+    // needs, without publishing the recipients.
+    manifest.encryption = writer
+        .recipients()
+        .map(|r| crate::catalog::EncryptionRecord {
+            scheme: crate::catalog::EncryptionRecord::AGE_X25519.to_string(),
+            recipients: r.fingerprints(),
+        });
     let path = writer.commit(&manifest.to_json())?;
     Ok(BackupOutcome {
         path,
@@ -514,7 +553,10 @@ async fn incremental_with(
             req.job
         )));
     }
-    let writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
+    let mut writer = BackupWriter::create(&req.storage_root, &req.job, id)?;
+    if let Some(recipients) = &req.encryption {
+        writer.encrypt_to(recipients.clone());
+    }
     let (end, entries, file) = tokio::select! {
         r = incremental::slice_since(client, req, &writer, tip, cancel) => r?,
         _ = cancel.cancelled() => return Err(BackupError::Cancelled),
@@ -677,6 +719,6 @@ async fn copy_all(
 
 /// Reads all documents of a stored `.bson` file (used by tests and verify).
 pub fn read_documents(dir: &Path, entry: &FileEntry) -> Result<Vec<RawDocumentBuf>, StorageError> {
-    let reader = storage::open_verified(dir, entry)?;
+    let reader = storage::open_verified(&storage::BackupFiles::local(dir), entry)?;
     storage::BsonReader::new(reader, dir.join(&entry.path)).collect()
 }

@@ -18,9 +18,10 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use listing::{list_backups, BackupListing, BackupStatus};
+pub use listing::{list_backups, list_location, BackupListing, BackupStatus};
 pub use manifest::{
-    new_backup_id, BackupKind, BridgeRecord, CollectionRecord, Manifest, OpTime, OplogRecord,
+    new_backup_id, BackupKind, BridgeRecord, CollectionRecord, CopyRecord, EncryptionRecord,
+    Manifest, OpTime, OplogRecord,
 };
 pub use verify::{verify_backup, Problem, ProblemKind, VerifyReport};
 

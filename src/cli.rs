@@ -6,6 +6,7 @@ mod commands;
 mod control_cmd;
 mod daemon_cmd;
 mod generate;
+mod storage_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,8 +109,20 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check a backup: checksums, BSON, document counts against the manifest.
     Verify {
-        /// The backup directory (the one holding manifest.json).
+        /// The backup directory (the one holding manifest.json), or with
+        /// --location its JOB/ID there.
         dir: PathBuf,
+        /// The configured [storage.NAME] the backup is in (e.g. an object
+        /// store).
+        #[arg(long)]
+        location: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also decrypt an encrypted backup with this age identity file and
+        /// check its documents (without it, only the checksums of the
+        /// encrypted bytes are checked).
+        #[arg(long, value_name = "IDENTITY_FILE", env = "MONGO_BACKUPD_IDENTITY")]
+        decrypt: Option<PathBuf>,
     },
     /// Send a test alert mail with the configured [alerts.email] settings
     /// and show how the SMTP conversation went.
@@ -123,10 +136,13 @@ pub enum Command {
     /// List the backups in a storage location, newest first.
     List {
         /// A storage location's directory (instead of --config).
-        #[arg(long, conflicts_with = "config")]
+        #[arg(long, conflicts_with_all = ["config", "location"])]
         storage: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
+        /// Only this configured [storage.NAME] (default: every location).
+        #[arg(long)]
+        location: Option<String>,
         /// Only this job's backups.
         #[arg(long)]
         job: Option<String>,
@@ -270,9 +286,18 @@ pub struct BackupArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RestoreArgs {
-    /// The backup directory (the one holding manifest.json).
+    /// The backup: its directory (the one holding manifest.json), or with
+    /// --location its JOB/ID there.
     #[arg(long, required_unless_present = "at", conflicts_with = "at")]
     pub from: Option<PathBuf>,
+    /// Read the backups from this configured [storage.NAME] (a copy, e.g.
+    /// in an object store) instead of a directory or the job's own storage.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// The age identity file (private key) that decrypts encrypted
+    /// backups; keep it off the backed-up server.
+    #[arg(long, env = "MONGO_BACKUPD_IDENTITY")]
+    pub identity: Option<PathBuf>,
     /// Restore to this instant (RFC 3339, e.g. 2026-11-21T10:15:00Z) or
     /// "latest", from the full and incremental backups of --job's source.
     #[arg(long, requires = "job")]

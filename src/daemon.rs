@@ -345,9 +345,7 @@ impl Daemon {
             let error = done.failure.as_ref().map(|f| f.error.clone());
             self.restart_chain(&done.job, error.unwrap_or_default());
         }
-        if done.success {
-            self.apply_retention(Some(&done.job));
-        }
+        self.after_run(&done.job, done.success);
     }
 
     /// How long to sleep: until the next fire of any job, at most

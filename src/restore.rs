@@ -13,7 +13,7 @@ mod namespaces;
 pub mod pitr;
 mod replay;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bson::{doc, Document, RawDocumentBuf};
 use mongodb::error::ErrorKind;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{CatalogError, CollectionRecord, Manifest, MANIFEST_FILE};
 use crate::source::{self, SourceError};
-use crate::storage::{self, BsonReader, StorageError};
+use crate::storage::{self, BackupFiles, BsonReader, StorageError};
 
 pub use namespaces::{NsMapper, NsPattern};
 
@@ -34,7 +34,9 @@ const INSERT_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    pub from: PathBuf,
+    /// The backup: a directory, or a prefix in an object store; with the
+    /// identities that decrypt it when it is encrypted.
+    pub from: BackupFiles,
     pub uri: String,
     /// Drop each target collection before restoring it.
     pub drop: bool,
@@ -88,7 +90,7 @@ pub struct PlannedCollection {
 
 #[derive(Debug, Clone)]
 pub struct RestorePlan {
-    pub dir: PathBuf,
+    pub dir: BackupFiles,
     pub manifest: Manifest,
     pub collections: Vec<PlannedCollection>,
 }
@@ -148,19 +150,30 @@ pub struct RestoreSummary {
 }
 
 /// Loads the manifest, verifies every file, and works out what goes where.
+/// Blocking (it reads every file; see [`plan_blocking`] from async code).
 pub fn plan(opts: &RestoreOptions) -> Result<RestorePlan, RestoreError> {
     let dir = opts.from.clone();
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&manifest_path).map_err(|e| {
-        RestoreError::Invalid(format!(
-            "cannot read {}: {e}; a directory without a manifest is not a complete backup",
-            manifest_path.display()
-        ))
-    })?;
+    let manifest_path = dir.path().join(MANIFEST_FILE);
+    let bytes = match dir.read_manifest() {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(RestoreError::Invalid(format!(
+                "{} has no {MANIFEST_FILE}; a backup without a manifest is not complete",
+                dir.path().display()
+            )))
+        }
+        Err(e) => {
+            return Err(RestoreError::Invalid(format!(
+                "cannot read {}: {e}",
+                manifest_path.display()
+            )))
+        }
+    };
     let manifest = Manifest::from_json(&bytes, &manifest_path)?;
+    check_identity(&dir, &manifest)?;
     for file in &manifest.files {
         storage::verify_file(&dir, file).map_err(|source| RestoreError::Damaged {
-            dir: dir.clone(),
+            dir: dir.path(),
             source,
         })?;
     }
@@ -187,7 +200,7 @@ pub async fn run(
     opts: &RestoreOptions,
     cancel: &CancellationToken,
 ) -> Result<(RestorePlan, RestoreSummary), RestoreError> {
-    let plan = plan(opts)?;
+    let plan = plan_blocking(opts).await?;
     if opts.dry_run {
         return Ok((plan, RestoreSummary::default()));
     }
@@ -217,18 +230,65 @@ pub async fn run(
     Ok((plan, summary))
 }
 
-fn metadata(dir: &Path, manifest: &Manifest, rel: &str) -> Result<serde_json::Value, RestoreError> {
+/// [`plan`] on a blocking thread.
+pub async fn plan_blocking(opts: &RestoreOptions) -> Result<RestorePlan, RestoreError> {
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || plan(&opts))
+        .await
+        .map_err(|e| RestoreError::Invalid(format!("the restore plan could not be made: {e}")))?
+}
+
+/// Refuses an encrypted backup without an identity, or with one that
+/// holds none of its recipients' keys, before anything is read, saying
+/// which keys the backup was encrypted to.
+pub(crate) fn check_identity(files: &BackupFiles, manifest: &Manifest) -> Result<(), RestoreError> {
+    let Some(enc) = &manifest.encryption else {
+        return Ok(());
+    };
+    let Some(ids) = files.identities() else {
+        return Err(RestoreError::Invalid(format!(
+            "backup {} is encrypted (age, to the keys {}); pass --identity FILE with the \
+             private key of one of them",
+            manifest.id,
+            enc.recipients.join(", ")
+        )));
+    };
+    let have = ids.fingerprints();
+    if !have.iter().any(|f| enc.recipients.contains(f)) {
+        return Err(RestoreError::Invalid(format!(
+            "none of the keys in the identity file ({}) can decrypt backup {}: it is encrypted \
+             to {}; use the identity file that holds one of those keys",
+            have.join(", "),
+            manifest.id,
+            enc.recipients.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+async fn metadata(
+    dir: &BackupFiles,
+    manifest: &Manifest,
+    rel: &str,
+) -> Result<serde_json::Value, RestoreError> {
     let entry = manifest
         .file(rel)
+        .cloned()
         .ok_or_else(|| RestoreError::Invalid(format!("the manifest does not list {rel}")))?;
-    let mut reader =
-        storage::open_verified(dir, entry).map_err(|source| RestoreError::Damaged {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut reader, &mut text)
-        .map_err(|e| RestoreError::Invalid(format!("cannot read {rel}: {e}")))?;
+    let files = dir.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = storage::open_verified(&files, &entry)?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut text)
+            .map_err(|e| storage::map_read_error(&files.path().join(&entry.path), "reading", e))?;
+        Ok::<_, StorageError>(text)
+    })
+    .await
+    .map_err(|e| RestoreError::Invalid(format!("cannot read {rel}: {e}")))?;
+    let text = read.map_err(|source| RestoreError::Damaged {
+        dir: dir.path(),
+        source,
+    })?;
     serde_json::from_slice(&text)
         .map_err(|e| RestoreError::Invalid(format!("{rel} is not valid JSON: {e}")))
 }
@@ -253,7 +313,7 @@ async fn restore_collection(
 ) -> Result<(), RestoreError> {
     let target = format!("{}.{}", c.target_db, c.target_name);
     let db = client.database(&c.target_db);
-    let meta = metadata(&plan.dir, &plan.manifest, &c.record.metadata_file)?;
+    let meta = metadata(&plan.dir, &plan.manifest, &c.record.metadata_file).await?;
     let options = ext_json_doc(
         meta.get("options"),
         &format!("the options in {}", c.record.metadata_file),
@@ -331,7 +391,7 @@ async fn create_collection(
 async fn load_documents(
     db: &Database,
     coll: &str,
-    dir: &Path,
+    dir: &BackupFiles,
     manifest: &Manifest,
     rel: &str,
 ) -> Result<(u64, u64), RestoreError> {
@@ -340,7 +400,7 @@ async fn load_documents(
         .cloned()
         .ok_or_else(|| RestoreError::Invalid(format!("the manifest does not list {rel}")))?;
     let (tx, mut rx) = mpsc::channel::<Result<Vec<RawDocumentBuf>, StorageError>>(2);
-    let dir_owned = dir.to_path_buf();
+    let dir_owned = dir.clone();
     let reader_task = tokio::task::spawn_blocking(move || {
         let send_err = |tx: &mpsc::Sender<_>, e| {
             let _ = tx.blocking_send(Err(e));
@@ -351,7 +411,7 @@ async fn load_documents(
         };
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for doc in BsonReader::new(reader, dir_owned.join(&entry.path)) {
+        for doc in BsonReader::new(reader, dir_owned.path().join(&entry.path)) {
             match doc {
                 Ok(d) => {
                     bytes += d.as_bytes().len();
@@ -375,7 +435,7 @@ async fn load_documents(
     let (mut inserted, mut present) = (0u64, 0u64);
     while let Some(batch) = rx.recv().await {
         let batch = batch.map_err(|source| RestoreError::Damaged {
-            dir: dir.to_path_buf(),
+            dir: dir.path(),
             source,
         })?;
         let n = batch.len() as u64;

@@ -15,23 +15,28 @@
 //! stream per file), so `mongorestore --gzip` reads an uncompressed or
 //! gzip backup directly; zstd files are standard zstd frames (`zstd -d`).
 
+mod copy;
 pub mod crypt;
 mod error;
 mod names;
 pub mod object;
+mod place;
 mod reader;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use copy::{copy_backup, delete_object_backup};
 pub use error::StorageError;
 pub use names::{escape_name, unescape_name};
+pub use place::{BackupFiles, Location};
 pub use reader::{open_verified, verify_file, BsonReader, MAX_DOCUMENT_SIZE};
 pub use writer::{clean_partials, BackupWriter, FileEntry, FileSink, PARTIAL_PREFIX};
 
 pub(crate) use names::validate_rel_path;
-pub(crate) use reader::{check_digest, decoder_for, map_read_error, open_checked, HashingReader};
+pub(crate) use place::block_on;
+pub(crate) use reader::{check_digest, content_reader, map_read_error, HashingReader};
 
 /// How the files of a backup are compressed. Stored in the manifest, so the
 /// serialized names are part of the on-disk format.

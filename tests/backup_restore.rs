@@ -56,7 +56,7 @@ fn restore_target(source: &Target, src_db: &str) -> RestoreTarget {
 
 fn restore_opts(from: &std::path::Path, t: &RestoreTarget) -> RestoreOptions {
     RestoreOptions {
-        from: from.to_path_buf(),
+        from: mongo_backupd::storage::BackupFiles::local(from),
         uri: t.uri.clone(),
         drop: false,
         namespaces: t.mapper.clone(),
@@ -319,7 +319,11 @@ async fn restoring_twice_does_not_duplicate_and_dry_run_writes_nothing() {
     )
     .unwrap();
     assert_eq!(manifest.compression, CompressionKind::Zstd);
-    assert!(catalog::verify_backup(&outcome.path).unwrap().is_ok());
+    assert!(
+        catalog::verify_backup(&mongo_backupd::storage::BackupFiles::local(&outcome.path))
+            .unwrap()
+            .is_ok()
+    );
     let _ = src.database(&db).drop().await;
     if source.is_external() {
         let _ = target.database(&t.db).drop().await;

@@ -79,7 +79,11 @@ async fn incrementals_continue_the_chain_exactly() {
         ["i", "u", "d"],
         "exactly the writes since the full, only this database's"
     );
-    assert!(storage::verify_file(&first.path, &first.manifest.files[0]).is_ok());
+    assert!(storage::verify_file(
+        &storage::BackupFiles::local(&first.path),
+        &first.manifest.files[0]
+    )
+    .is_ok());
 
     // No writes since: an empty incremental still records continuity.
     let second = backup::run(

@@ -69,7 +69,7 @@ async fn restore_at(
 ) -> Result<common::Snapshot, RestoreError> {
     let t = fresh_target(source, db);
     let opts = RestoreOptions {
-        from: Default::default(),
+        from: mongo_backupd::storage::BackupFiles::local(""),
         uri: t.uri.clone(),
         drop: false,
         namespaces: t.mapper.clone(),
@@ -78,7 +78,14 @@ async fn restore_at(
         oplog_replay: true,
         connect_timeout: Duration::from_secs(10),
     };
-    pitr::run(root, "test", at, &opts, &CancellationToken::new()).await?;
+    pitr::run(
+        &mongo_backupd::storage::Location::local_dir(root),
+        "test",
+        at,
+        &opts,
+        &CancellationToken::new(),
+    )
+    .await?;
     let snap = snapshot(&client(&t.uri).await.database(&t.db)).await;
     if source.is_external() {
         let _ = client(&t.uri).await.database(&t.db).drop().await;

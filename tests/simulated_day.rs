@@ -134,7 +134,7 @@ async fn restores_to_twenty_instants_equal_the_source_at_each() {
             }
         };
         let opts = RestoreOptions {
-            from: Default::default(),
+            from: mongo_backupd::storage::BackupFiles::local(""),
             uri: uri.clone(),
             drop: false,
             namespaces: mapper,
@@ -144,7 +144,7 @@ async fn restores_to_twenty_instants_equal_the_source_at_each() {
             connect_timeout: Duration::from_secs(10),
         };
         pitr::run(
-            store.path(),
+            &mongo_backupd::storage::Location::local_dir(store.path()),
             "test",
             At::Time(at),
             &opts,

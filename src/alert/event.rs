@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 pub enum Operation {
     Backup,
     Retention,
+    /// Copying backups to the job's `copies` locations.
+    Copy,
 }
 
 /// The job an event is about, as mails name it.

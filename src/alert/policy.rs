@@ -248,7 +248,7 @@ impl AlertState {
             .remove(&Key::Failed(job.job.clone(), operation));
         let stale = match operation {
             Operation::Backup => self.conditions.remove(&Key::Stale(job.job.clone())),
-            Operation::Retention => None,
+            Operation::Retention | Operation::Copy => None,
         };
         let broken_since = [&failed, &stale]
             .into_iter()

@@ -49,6 +49,7 @@ fn operation_of(job: &JobRef, op: Operation) -> String {
     match op {
         Operation::Backup => format!("{} backup", job.kind),
         Operation::Retention => "retention".to_string(),
+        Operation::Copy => "copy to other storage".to_string(),
     }
 }
 

@@ -165,5 +165,7 @@ pub(super) fn manifest(
         note: req.note.clone(),
         requested_by: req.requested_by.clone(),
         bridge: None,
+        encryption: None,
+        copies: Vec::new(),
     }
 }

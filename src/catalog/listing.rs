@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::manifest::time_of_id;
 use super::{CatalogError, Manifest, MANIFEST_FILE};
-use crate::storage::{StorageError, PARTIAL_PREFIX};
+use crate::storage::{block_on, Location, StorageError, PARTIAL_PREFIX};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackupStatus {
@@ -52,6 +52,89 @@ impl BackupListing {
     }
 }
 
+/// The backups at `location`, of every job or only of `job`, newest first,
+/// from that location's own listing. In an object store a backup whose
+/// objects are there but whose manifest is not (the manifest is uploaded
+/// last) is partial: an upload in progress or interrupted. Blocking (see
+/// [`crate::storage::BackupFiles`] on where it may run).
+pub fn list_location(
+    location: &Location,
+    job: Option<&str>,
+) -> Result<Vec<BackupListing>, CatalogError> {
+    let object = match location {
+        Location::Local { root, .. } => return list_backups(root, job),
+        Location::Object(object) => object,
+    };
+    if let Some(job) = job {
+        check_job_name(job)?;
+    }
+    let under = job.map(|j| format!("{j}/")).unwrap_or_default();
+    let objects = block_on(object.list(&under))??;
+    // (job, id) -> (bytes stored, has a manifest)
+    let mut found: std::collections::BTreeMap<(String, String), (u64, bool)> =
+        std::collections::BTreeMap::new();
+    for o in objects {
+        let mut parts = o.key.splitn(3, '/');
+        let (Some(job), Some(id), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if job.starts_with('.') || id.starts_with('.') {
+            continue;
+        }
+        let entry = found.entry((job.to_string(), id.to_string())).or_default();
+        entry.0 += o.size;
+        entry.1 |= rest == MANIFEST_FILE;
+    }
+    let mut listings = Vec::new();
+    for ((job, id), (stored, has_manifest)) in found {
+        let files = location.backup(&job, &id);
+        let path = files.path();
+        if !has_manifest {
+            listings.push(BackupListing {
+                id,
+                job,
+                path,
+                status: BackupStatus::Partial,
+                manifest: None,
+                size: stored,
+            });
+            continue;
+        }
+        let manifest_path = path.join(MANIFEST_FILE);
+        let loaded = match files.read_manifest() {
+            Ok(Some(bytes)) => {
+                Manifest::from_json(&bytes, &manifest_path).map_err(|e| e.to_string())
+            }
+            Ok(None) => Err(format!("no {MANIFEST_FILE}: it was removed while listing")),
+            Err(e) => Err(e.to_string()),
+        };
+        listings.push(judge(&job, &id, path, loaded, stored));
+    }
+    sort_newest_first(&mut listings);
+    Ok(listings)
+}
+
+fn check_job_name(job: &str) -> Result<(), CatalogError> {
+    if job.is_empty() || job.starts_with('.') || job.contains(['/', '\\', '\0']) {
+        return Err(StorageError::InvalidName {
+            name: job.to_string(),
+            reason: "a job name is a single, non-hidden directory name",
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn sort_newest_first(listings: &mut [BackupListing]) {
+    listings.sort_by(|a, b| {
+        (Reverse(a.sort_time()), Reverse(&a.id), &a.job).cmp(&(
+            Reverse(b.sort_time()),
+            Reverse(&b.id),
+            &b.job,
+        ))
+    });
+}
+
 /// The backups under `root`, of every job or only of `job`, newest first
 /// (by restore point, then id). A root or job directory that does not exist
 /// holds no backups. Hidden entries other than `.partial-*` and plain files
@@ -59,13 +142,7 @@ impl BackupListing {
 pub fn list_backups(root: &Path, job: Option<&str>) -> Result<Vec<BackupListing>, CatalogError> {
     let jobs = match job {
         Some(job) => {
-            if job.is_empty() || job.starts_with('.') || job.contains(['/', '\\', '\0']) {
-                return Err(StorageError::InvalidName {
-                    name: job.to_string(),
-                    reason: "a job name is a single, non-hidden directory name",
-                }
-                .into());
-            }
+            check_job_name(job)?;
             vec![job.to_string()]
         }
         None => sub_dirs(root)?,
@@ -92,13 +169,7 @@ pub fn list_backups(root: &Path, job: Option<&str>) -> Result<Vec<BackupListing>
             }
         }
     }
-    listings.sort_by(|a, b| {
-        (Reverse(a.sort_time()), Reverse(&a.id), &a.job).cmp(&(
-            Reverse(b.sort_time()),
-            Reverse(&b.id),
-            &b.job,
-        ))
-    });
+    sort_newest_first(&mut listings);
     Ok(listings)
 }
 
@@ -113,6 +184,24 @@ fn inspect(job: &str, id: &str, path: PathBuf) -> Result<BackupListing, CatalogE
         )),
         Err(e) => Err(StorageError::io(&manifest_path, "read", e).to_string()),
     };
+    // A complete backup's size is its manifest's total; only the others
+    // are measured on disk.
+    let stored = match &loaded {
+        Ok(m) if m.id == id => 0,
+        _ => disk_usage(&path)?,
+    };
+    Ok(judge(job, id, path, loaded, stored))
+}
+
+/// Complete if the manifest loaded and belongs to the backup it is in;
+/// `stored` is the size to show when it is not complete.
+fn judge(
+    job: &str,
+    id: &str,
+    path: PathBuf,
+    loaded: Result<Manifest, String>,
+    stored: u64,
+) -> BackupListing {
     let (status, manifest) = match loaded {
         Ok(manifest) if manifest.id != id => (
             BackupStatus::Invalid(format!(
@@ -127,16 +216,16 @@ fn inspect(job: &str, id: &str, path: PathBuf) -> Result<BackupListing, CatalogE
     };
     let size = match (&status, &manifest) {
         (BackupStatus::Complete, Some(manifest)) => manifest.total_size(),
-        _ => disk_usage(&path)?,
+        _ => stored,
     };
-    Ok(BackupListing {
+    BackupListing {
         id: id.to_string(),
         job: job.to_string(),
         path,
         status,
         manifest,
         size,
-    })
+    }
 }
 
 /// Names in `dir`, sorted; none if it does not exist. Names that are not

@@ -146,6 +146,48 @@ pub struct Manifest {
     /// from the old chain into this one without a hole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<BridgeRecord>,
+    /// Set when the data files are encrypted (each stored with the extra
+    /// suffix `.age`); absent in unencrypted backups and in manifests
+    /// written before encryption existed, which therefore still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionRecord>,
+    /// The other locations (the job's `copies`) where this backup is
+    /// complete, added as each copy finishes. Only the primary's manifest
+    /// is updated; a copy's manifest is the primary's at upload time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRecord>,
+}
+
+/// How a backup's data files are encrypted. The manifest itself stays
+/// plaintext (it holds no document data) so that listing, retention and
+/// checksum verification work without any key; it records only the
+/// recipients' fingerprints (see
+/// [`crypt::fingerprint`](crate::storage::crypt::fingerprint)), which tell an
+/// operator which secret key a restore needs without publishing the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionRecord {
+    /// `age-x25519`: age files (age-encryption.org/v1) to X25519
+    /// recipients.
+    pub scheme: String,
+    /// Fingerprints of the recipients (`sha256:` + 32 hex characters).
+    pub recipients: Vec<String>,
+}
+
+impl EncryptionRecord {
+    /// The only scheme this build writes and reads.
+    pub const AGE_X25519: &'static str = "age-x25519";
+}
+
+/// A location where a copy of the backup is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRecord {
+    /// The `[storage.NAME]`.
+    pub location: String,
+    /// Its directory or URL when the copy was made.
+    pub url: String,
+    pub completed_at: DateTime<Utc>,
 }
 
 /// Just enough of a manifest to read its version before the strict parse,

@@ -106,6 +106,8 @@ fn build(
         note: None,
         requested_by: None,
         bridge: None,
+        encryption: None,
+        copies: Vec::new(),
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();
     (dir, manifest)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{CatalogError, Manifest, MANIFEST_FILE};
 use crate::storage::{
-    check_digest, decoder_for, map_read_error, open_checked, BsonReader, CompressionKind,
+    check_digest, content_reader, crypt, map_read_error, BackupFiles, BsonReader, CompressionKind,
     FileEntry, HashingReader, StorageError, PARTIAL_PREFIX,
 };
 
@@ -62,6 +62,9 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     pub files_checked: usize,
     pub documents_checked: u64,
+    /// False when encrypted files were checked by checksum only, because
+    /// no identity was given.
+    pub content_checked: bool,
 }
 
 impl VerifyReport {
@@ -76,9 +79,18 @@ impl VerifyReport {
         let docs = plural(self.documents_checked, "document");
         if self.is_ok() {
             out.push_str(&format!("Backup {}: OK\n", self.backup.display()));
-            out.push_str(&format!(
-                "  {files} checked (size and sha256), {docs} read and valid, no problems found.\n"
-            ));
+            if self.content_checked {
+                out.push_str(&format!(
+                    "  {files} checked (size and sha256), {docs} read and valid, no problems \
+                     found.\n"
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  {files} checked (size and sha256 of the encrypted bytes), no problems \
+                     found. The documents were not read: the backup is encrypted; pass \
+                     --decrypt IDENTITY_FILE to check them too.\n"
+                ));
+            }
             return out;
         }
         let problems = plural(self.problems.len() as u64, "problem");
@@ -127,45 +139,47 @@ enum Role {
     Other,
 }
 
-/// Verifies the backup in `dir`. Only a missing or unreadable manifest is
-/// an error; everything wrong with the data is reported as a [`Problem`].
-pub fn verify_backup(dir: &Path) -> Result<VerifyReport, CatalogError> {
-    let meta = fs::metadata(dir).map_err(|e| StorageError::io(dir, "open backup directory", e))?;
-    if !meta.is_dir() {
-        return Err(StorageError::Corrupt {
-            path: dir.to_path_buf(),
-            detail: "it is not a directory, so it is not a backup".to_string(),
+/// Verifies the backup in `files` (a directory or an object-store
+/// prefix). Only a missing or unreadable manifest is an error; everything
+/// wrong with the data is reported as a [`Problem`]. An encrypted backup
+/// read without identities gets every checksum checked (they are of the
+/// stored, encrypted bytes) but not its content.
+pub fn verify_backup(files: &BackupFiles) -> Result<VerifyReport, CatalogError> {
+    let dir = files.path();
+    if let Some(local) = files.local_dir() {
+        let meta =
+            fs::metadata(local).map_err(|e| StorageError::io(local, "open backup directory", e))?;
+        if !meta.is_dir() {
+            return Err(StorageError::Corrupt {
+                path: local.to_path_buf(),
+                detail: "it is not a directory, so it is not a backup".to_string(),
+            }
+            .into());
         }
-        .into());
     }
     let manifest_path = dir.join(MANIFEST_FILE);
-    let bytes = match fs::read(&manifest_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(CatalogError::NoManifest {
-                dir: dir.to_path_buf(),
-            })
-        }
-        Err(e) => return Err(StorageError::io(&manifest_path, "read", e).into()),
+    let Some(bytes) = files.read_manifest()? else {
+        return Err(CatalogError::NoManifest { dir });
     };
     let manifest = Manifest::from_json(&bytes, &manifest_path)?;
 
     let mut report = VerifyReport {
-        backup: dir.to_path_buf(),
+        backup: dir.clone(),
         problems: Vec::new(),
         files_checked: 0,
         documents_checked: 0,
+        content_checked: true,
     };
-    let roles = check_manifest(dir, &manifest, &mut report);
+    let roles = check_manifest(&dir, &manifest, &mut report);
     for entry in &manifest.files {
         let role = roles
             .get(entry.path.as_str())
             .cloned()
             .unwrap_or_else(|| role_by_name(&entry.path));
-        check_file(dir, entry, &role, &mut report);
+        check_file(files, entry, &role, &mut report);
         report.files_checked += 1;
     }
-    report_unlisted(dir, &manifest, &mut report)?;
+    report_unlisted(files, &manifest, &mut report)?;
     Ok(report)
 }
 
@@ -254,6 +268,7 @@ fn check_manifest<'m>(
 
 /// The role of a file no record claims, judged by its name.
 fn role_by_name(path: &str) -> Role {
+    let path = path.strip_suffix(crypt::AGE_SUFFIX).unwrap_or(path);
     let kind = CompressionKind::from_file_name(path);
     let stem = &path[..path.len() - kind.suffix().len()];
     if stem.ends_with(".bson") {
@@ -268,13 +283,25 @@ fn role_by_name(path: &str) -> Role {
     }
 }
 
-fn check_file(dir: &Path, entry: &FileEntry, role: &Role, report: &mut VerifyReport) {
-    let (path, file) = match open_checked(dir, entry) {
+fn check_file(files: &BackupFiles, entry: &FileEntry, role: &Role, report: &mut VerifyReport) {
+    if let Err(err) = files.check_rel(&entry.path) {
+        return report_error(report, &entry.path, err);
+    }
+    let (path, raw) = match files.open_raw(&entry.path, Some(entry.size)) {
         Ok(opened) => opened,
         Err(err) => return report_error(report, &entry.path, err),
     };
-    let mut hashing = HashingReader::new(BufReader::with_capacity(256 * 1024, file));
-    let content = check_content(&entry.path, &path, role, &mut hashing, report);
+    // Without the key an encrypted file's checksum is all there is to
+    // check; its content is checked when verify is given the identity.
+    let encrypted = entry.path.ends_with(crypt::AGE_SUFFIX);
+    let role = if encrypted && files.identities().is_none() {
+        report.content_checked = false;
+        &Role::Other
+    } else {
+        role
+    };
+    let mut hashing = HashingReader::new(BufReader::with_capacity(256 * 1024, raw));
+    let content = check_content(files, &entry.path, &path, role, &mut hashing, report);
     // Hash whatever the content check did not read, so the checksum covers
     // the whole file even when the content stopped early.
     if let Err(err) = io::copy(&mut hashing, &mut io::sink()) {
@@ -310,6 +337,7 @@ fn check_file(dir: &Path, entry: &FileEntry, role: &Role, report: &mut VerifyRep
 /// Reads the decompressed content as its role demands; returns the number
 /// of BSON documents for BSON files.
 fn check_content<R: Read + Send>(
+    files: &BackupFiles,
     rel: &str,
     path: &Path,
     role: &Role,
@@ -319,7 +347,7 @@ fn check_content<R: Read + Send>(
     match role {
         Role::Other => Ok(None),
         Role::Bson { .. } => {
-            let decoded = decoder_for(rel, raw, path)?;
+            let decoded = content_reader(files, rel, raw, path)?;
             let mut reader = BsonReader::new(decoded, path);
             let mut failure = None;
             for document in &mut reader {
@@ -335,7 +363,7 @@ fn check_content<R: Read + Send>(
         }
         Role::Metadata => {
             let mut json = Vec::new();
-            decoder_for(rel, raw, path)?
+            content_reader(files, rel, raw, path)?
                 .take(MAX_METADATA_SIZE + 1)
                 .read_to_end(&mut json)
                 .map_err(|e| map_read_error(path, "reading the metadata", e))?;
@@ -367,42 +395,21 @@ fn check_content<R: Read + Send>(
 /// that a restore would ignore, and a sign that something wrote into the
 /// backup after it was committed.
 fn report_unlisted(
-    dir: &Path,
+    files: &BackupFiles,
     manifest: &Manifest,
     report: &mut VerifyReport,
 ) -> Result<(), CatalogError> {
     let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-    let mut unlisted = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), String::new())];
-    while let Some((abs, rel)) = pending.pop() {
-        let read = fs::read_dir(&abs).map_err(|e| StorageError::io(&abs, "list", e))?;
-        for entry in read {
-            let entry = entry.map_err(|e| StorageError::io(&abs, "list", e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let file_type = entry
-                .file_type()
-                .map_err(|e| StorageError::io(&entry.path(), "inspect", e))?;
-            if file_type.is_dir() {
-                pending.push((entry.path(), child));
-            } else if child != MANIFEST_FILE && !listed.contains(child.as_str()) {
-                unlisted.push(child);
-            }
+    for file in files.list_files()? {
+        if !listed.contains(file.as_str()) {
+            report.problem(
+                &file,
+                ProblemKind::Unlisted,
+                "it is stored but not listed in the manifest, so it was added after the backup \
+                 was written (or left by a broken write); a restore ignores it"
+                    .to_string(),
+            );
         }
-    }
-    unlisted.sort();
-    for file in unlisted {
-        report.problem(
-            &file,
-            ProblemKind::Unlisted,
-            "it is on disk but not listed in the manifest, so it was added after the backup \
-             was written (or left by a broken write); a restore ignores it"
-                .to_string(),
-        );
     }
     Ok(())
 }

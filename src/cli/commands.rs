@@ -6,11 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{exit, BackupArgs, Command, ConfigArg, RestoreArgs};
+use super::{exit, BackupArgs, Command, ConfigArg};
 use crate::backup::{self, BackupError, BackupRequest};
-use crate::catalog::{self, BackupKind, BackupStatus};
+use crate::catalog::{self, BackupKind};
 use crate::config::{self, Config, Selection};
-use crate::restore::{self, NsMapper, RestoreError, RestoreOptions};
 use crate::source;
 use crate::storage::{Compression, StorageError};
 
@@ -33,18 +32,32 @@ pub async fn run(command: Command) -> u8 {
             super::daemon_cmd::prune(&config, job.as_deref(), dry_run)
         }
         Command::Backup(args) => backup_cmd(args).await,
-        Command::Restore(args) => restore_cmd(args).await,
-        Command::Verify { dir } => verify_cmd(&dir),
+        Command::Restore(args) => super::storage_cmd::restore(args).await,
+        Command::Verify {
+            dir,
+            location,
+            config,
+            decrypt,
+        } => {
+            super::storage_cmd::verify(&dir, location.as_deref(), &config, decrypt.as_deref()).await
+        }
         Command::TestAlert { config, job } => {
             super::alert_cmd::test_alert(&config, job.as_deref()).await
         }
         Command::List {
             storage,
             config,
+            location,
             job,
         } => {
             let config = super::control_cmd::running_config(config).await;
-            list_cmd(storage.as_deref(), &config, job.as_deref())
+            super::storage_cmd::list(
+                storage.as_deref(),
+                &config,
+                location.as_deref(),
+                job.as_deref(),
+            )
+            .await
         }
         Command::BackupNow(args) => super::control_cmd::backup_now(&args).await,
         Command::Status { control, json } => super::control_cmd::status(&control, json).await,
@@ -62,7 +75,7 @@ pub(super) fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
 }
 
 /// SIGINT or SIGTERM cancel the operation; the caller cleans up.
-fn cancel_on_signals() -> CancellationToken {
+pub(super) fn cancel_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -121,7 +134,42 @@ fn request_ad_hoc(args: &BackupArgs, uri: &str, out: &Path) -> Result<BackupRequ
         note: args.note.clone(),
         requested_by: None,
         progress: None,
+        encryption: None,
     })
+}
+
+/// After a configured job's backup: brings its `copies` up to date, as
+/// the daemon does after every run. The backup itself is complete either
+/// way; a failed copy exits 75 (try again later).
+async fn copy_for_job(args: &BackupArgs) -> u8 {
+    let (Some(name), None) = (&args.job, &args.uri) else {
+        return 0;
+    };
+    let Ok(cfg) = load_config(&args.config) else {
+        return 0;
+    };
+    let Some(job) = cfg.jobs.get(name) else {
+        return 0;
+    };
+    let mut code = 0;
+    for r in backup::copies::sync_copies(&cfg, job, Utc::now()).await {
+        match &r.error {
+            None => println!(
+                "Storage \"{}\" ({}): {} backups copied, the location holds every backup it keeps.",
+                r.location,
+                r.url,
+                r.copied.len()
+            ),
+            Some(e) => {
+                code = exit::TEMPFAIL;
+                eprintln!(
+                    "mongo-backupd: the copy to storage \"{}\" ({}) failed: {e}; {} backups are not there yet. The backup itself is complete in storage \"{}\"; run the backup again (or let the daemon's next run) to catch up.",
+                    r.location, r.url, r.missing, job.storage
+                );
+            }
+        }
+    }
+    code
 }
 
 async fn backup_cmd(args: BackupArgs) -> u8 {
@@ -148,7 +196,7 @@ async fn backup_cmd(args: BackupArgs) -> u8 {
                     .map(|t| t.to_datetime().to_rfc3339())
                     .unwrap_or_else(|| "no single instant (the source has no oplog)".to_string())
             );
-            0
+            copy_for_job(&args).await
         }
         Err(BackupError::Cancelled) => fail(
             format!(
@@ -174,185 +222,6 @@ async fn backup_cmd(args: BackupArgs) -> u8 {
 }
 
 use crate::error_chain;
-
-async fn restore_cmd(args: RestoreArgs) -> u8 {
-    let namespaces = match NsMapper::new(
-        &args.ns_include,
-        &args.ns_exclude,
-        &args.ns_from,
-        &args.ns_to,
-    ) {
-        Ok(m) => m,
-        Err(e) => return fail(e, exit::USAGE),
-    };
-    let opts = RestoreOptions {
-        from: args.from.clone().unwrap_or_default(),
-        uri: args.to.clone(),
-        drop: args.drop,
-        namespaces,
-        dry_run: args.dry_run,
-        no_indexes: args.no_indexes,
-        oplog_replay: !args.no_oplog_replay,
-        connect_timeout: Duration::from_secs(args.timeout_secs),
-    };
-    let cancel = cancel_on_signals();
-    let (rendered, result, what) = match &args.at {
-        Some(at) => {
-            let at: restore::pitr::At = match at.parse() {
-                Ok(a) => a,
-                Err(e) => return fail(e, exit::USAGE),
-            };
-            let cfg = match load_config(&args.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let Some(job) = args.job.as_ref().and_then(|j| cfg.jobs.get(j)) else {
-                return fail(
-                    format!(
-                        "--at needs --job naming a configured job; the jobs are: {}",
-                        cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                    exit::USAGE,
-                );
-            };
-            let Some(store) = cfg.storage.get(&job.storage) else {
-                return fail(
-                    format!(
-                        "job \"{}\" names storage \"{}\", which is not configured",
-                        job.name, job.storage
-                    ),
-                    exit::CONFIG,
-                );
-            };
-            let what = format!("point-in-time restore of source \"{}\"", job.source);
-            // The checked plan is shown before anything is written.
-            match restore::pitr::plan(
-                store.local_path().unwrap_or(std::path::Path::new("")),
-                &job.source,
-                at,
-            ) {
-                Ok(plan) => {
-                    print!("{}", plan.render());
-                    let result = if opts.dry_run {
-                        Ok(restore::RestoreSummary::default())
-                    } else {
-                        restore::pitr::execute(&plan, &opts, &cancel).await
-                    };
-                    (String::new(), result, what)
-                }
-                Err(e) => (String::new(), Err(e), what),
-            }
-        }
-        None => {
-            let what = format!("restore from {}", opts.from.display());
-            match restore::run(&opts, &cancel).await {
-                Ok((plan, summary)) => (plan.render(), Ok(summary), what),
-                Err(e) => (String::new(), Err(e), what),
-            }
-        }
-    };
-    match result {
-        Ok(summary) => {
-            print!("{rendered}");
-            if opts.dry_run {
-                println!("Dry run: nothing was written.");
-            } else {
-                println!(
-                    "Restore complete: {} collections, {} documents inserted, {} already present, {} oplog operations replayed.",
-                    summary.collections, summary.inserted, summary.already_present, summary.oplog_applied
-                );
-            }
-            0
-        }
-        Err(RestoreError::Cancelled) => fail("restore interrupted", exit::INTERRUPTED),
-        Err(e) => {
-            let code = match &e {
-                RestoreError::Damaged { .. } | RestoreError::Catalog(_) => exit::DATAERR,
-                RestoreError::Source(s) if s.is_unreachable() => exit::UNAVAILABLE,
-                _ => exit::FAILURE,
-            };
-            fail(format!("{what} failed: {}", error_chain(&e)), code)
-        }
-    }
-}
-
-fn verify_cmd(dir: &Path) -> u8 {
-    match catalog::verify_backup(dir) {
-        Ok(report) => {
-            print!("{}", report.render());
-            if report.is_ok() {
-                0
-            } else {
-                exit::DATAERR
-            }
-        }
-        Err(e) => fail(
-            format!("cannot verify {}: {}", dir.display(), error_chain(&e)),
-            exit::DATAERR,
-        ),
-    }
-}
-
-fn list_cmd(storage: Option<&Path>, config: &ConfigArg, job: Option<&str>) -> u8 {
-    let roots: Vec<std::path::PathBuf> = match storage {
-        Some(p) => vec![p.to_path_buf()],
-        None => match load_config(config) {
-            Ok(cfg) => {
-                let mut roots: Vec<_> = cfg
-                    .storage
-                    .values()
-                    .filter_map(|s| s.local_path().map(|p| p.to_path_buf()))
-                    .collect();
-                roots.dedup();
-                roots
-            }
-            Err(code) => return code,
-        },
-    };
-    let mut all = Vec::new();
-    for root in &roots {
-        match catalog::list_backups(root, job) {
-            Ok(mut l) => all.append(&mut l),
-            Err(e) => {
-                return fail(
-                    format!("cannot list {}: {}", root.display(), error_chain(&e)),
-                    exit::IOERR,
-                )
-            }
-        }
-    }
-    all.sort_by(|a, b| {
-        b.consistent_as_of()
-            .cmp(&a.consistent_as_of())
-            .then(b.id.cmp(&a.id))
-    });
-    println!(
-        "{:<28} {:<16} {:<12} {:>12}  {:<25} STATUS",
-        "ID", "JOB", "KIND", "SIZE", "CONSISTENT AS OF"
-    );
-    for b in &all {
-        let kind = b
-            .manifest
-            .as_ref()
-            .and_then(|m| serde_json::to_value(m.kind).ok())
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "-".into());
-        let as_of = b
-            .consistent_as_of()
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_else(|| "-".into());
-        let status = match &b.status {
-            BackupStatus::Complete => "complete".to_string(),
-            BackupStatus::Partial => "partial (interrupted or running)".to_string(),
-            BackupStatus::Invalid(why) => format!("invalid: {why}"),
-        };
-        println!(
-            "{:<28} {:<16} {:<12} {:>12}  {:<25} {status}",
-            b.id, b.job, kind, b.size, as_of
-        );
-    }
-    0
-}
 
 async fn ping(uri: &str, timeout: Duration) -> u8 {
     let result = async {

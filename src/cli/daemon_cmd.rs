@@ -254,9 +254,10 @@ pub fn prune(arg: &ConfigArg, job: Option<&str>, dry_run: bool) -> u8 {
         }
         let (removed, errors) = plan.execute();
         println!(
-            "Deleted {} backups from {}.",
+            "Deleted {} backups from {} ({}).",
             removed.len(),
-            plan.root.display()
+            plan.name,
+            plan.describe
         );
         for e in &errors {
             eprintln!("mongo-backupd: {e}");

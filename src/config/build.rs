@@ -1,6 +1,6 @@
-//! From TOML text to [`Config`]: the top level, `[daemon]`, `[sources.*]`
-//! and `[storage.*]` (jobs are in `build_job`, alerts in `build_alerts`,
-//! the HTTP API in `build_http`).
+//! From TOML text to [`Config`]: the top level, `[daemon]` and
+//! `[sources.*]` (storage locations are in `build_storage`, jobs in
+//! `build_job`, alerts in `build_alerts`, the HTTP API in `build_http`).
 //! Every check runs even after a failure, so one `check-config` run lists
 //! every mistake.
 
@@ -14,13 +14,20 @@ use super::alerts::AlertSettings;
 use super::build_alerts;
 use super::build_http;
 use super::build_job::{self, Names};
+
+// The `[storage.*]` tables, in a file of their own next to this one. A
+// child of this module, declared here so `config.rs` need not change; it
+// names everything by `crate::config::` paths, so the declaration can move
+// there unchanged.
+#[path = "build_storage.rs"]
+pub(crate) mod build_storage;
 use super::error::{ConfigErrors, Sink};
 use super::model::{
-    has_mongodb_scheme, Config, DaemonSettings, LogLevel, LogRotation, Source, StorageLocation,
-    UriSpec, DEFAULT_CONTROL_SOCKET,
+    has_mongodb_scheme, Config, DaemonSettings, LogLevel, LogRotation, Source, UriSpec,
+    DEFAULT_CONTROL_SOCKET,
 };
 use super::reader::{Section, Span};
-use super::suggest::{closest, parse_time_zone};
+use super::suggest::parse_time_zone;
 
 const TOP_LEVEL: [&str; 6] = ["daemon", "sources", "storage", "jobs", "alerts", "http"];
 const DAEMON_KEYS: [&str; 9] = [
@@ -36,10 +43,6 @@ const DAEMON_KEYS: [&str; 9] = [
 ];
 const SOURCE_KEYS: [&str; 4] = ["uri", "uri_file", "uri_env", "connect_timeout"];
 const URI_KEYS: [&str; 3] = ["uri", "uri_file", "uri_env"];
-const STORAGE_KEYS: [&str; 2] = ["type", "path"];
-/// Storage backends planned but not built yet: naming one gets "not
-/// supported yet" rather than "unknown", so nobody hunts for a typo.
-const FUTURE_STORAGE: [&str; 3] = ["s3", "azure", "gcs"];
 const MAX_NAME_LEN: usize = 64;
 /// `sun_path` holds 108 bytes on Linux, the terminating NUL included.
 const MAX_SOCKET_PATH: usize = 107;
@@ -92,9 +95,16 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     }
 
     let mut storage = BTreeMap::new();
+    // The declared type of every location whose `type` is valid, even if
+    // the rest of it is not, for the jobs' checks.
+    let mut storage_types = BTreeMap::new();
     let storage_tables = named_tables(&mut sink, &root, "storage", "storage");
     for (name, section) in &storage_tables {
-        if let Some(location) = storage_location(&mut sink, name, section) {
+        let (kind, location) = build_storage::storage_location(&mut sink, name, section);
+        if let Some(kind) = kind {
+            storage_types.insert(name.clone(), kind);
+        }
+        if let Some(location) = location {
             storage.insert(name.clone(), location);
         }
     }
@@ -104,6 +114,7 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let names = Names {
         sources: source_tables.iter().map(|(n, _)| n.clone()).collect(),
         storage: storage_tables.iter().map(|(n, _)| n.clone()).collect(),
+        storage_types,
     };
     let mut jobs = BTreeMap::new();
     for (name, section) in named_tables(&mut sink, &root, "jobs", "job") {
@@ -490,58 +501,6 @@ pub(crate) fn check_env_name(key: &str, text: &str, example: &str) -> Option<(St
 fn is_env_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn storage_location(
-    sink: &mut Sink<'_>,
-    name: &str,
-    section: &Section<'_>,
-) -> Option<StorageLocation> {
-    let kind = section.required_string(sink, "type", Some("type = \"local\"".to_string()));
-    if let Some(kind) = &kind {
-        if FUTURE_STORAGE.contains(&kind.value) {
-            // Their keys are not defined yet, so they are not checked either.
-            sink.error(
-                kind.span.clone(),
-                &section.key_path("type"),
-                format!("storage type {:?} is not supported yet", kind.value),
-                Some("only type = \"local\" is available in this version".to_string()),
-            );
-            return None;
-        }
-    }
-    section.reject_unknown(sink, &STORAGE_KEYS);
-    let kind_ok = match &kind {
-        Some(kind) if kind.value == "local" => true,
-        Some(kind) => {
-            let hint = closest(kind.value, ["local"]).map(|n| format!("did you mean {n:?}?"));
-            sink.error(
-                kind.span.clone(),
-                &section.key_path("type"),
-                format!("invalid storage type {:?} (expected local)", kind.value),
-                hint.or_else(|| Some("s3, azure and gcs are planned".to_string())),
-            );
-            false
-        }
-        None => false,
-    };
-    if !section.contains("path") {
-        section.missing(
-            sink,
-            "path",
-            Some(
-                "the directory backups go to, e.g. path = \"/var/backups/mongo-backupd\""
-                    .to_string(),
-            ),
-        );
-        return None;
-    }
-    let path = absolute_path(sink, section, "path")?;
-    kind_ok.then(|| StorageLocation {
-        name: name.to_string(),
-        backend: super::model::Backend::Local { path },
-        retention: None,
-    })
 }
 
 /// An optional absolute path: the daemon runs from `/`, where a relative

@@ -1,23 +1,33 @@
 //! `[jobs.NAME]` tables: each setting checked on its own, then the checks
 //! that need several (schedule vs kind, level vs codec, references to
-//! sources and storage).
+//! sources and storage, copies vs the primary storage).
+//!
+//! `encrypt_to_file` is the one setting that reads another file when the
+//! configuration is parsed: the recipients are public keys, and checking
+//! them at start and on every reload beats finding a typo in one when the
+//! first backup fails at night.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use super::build::time_zone;
+use super::build::build_storage::StorageType;
+use super::build::{absolute_path, time_zone};
 use super::build_alerts::{mailboxes, positive_duration};
 use super::error::Sink;
-use super::model::{CompressionSetting, Job, JobKind, RetentionPolicy};
+use super::model::{CompressionSetting, Encryption, Job, JobKind, RetentionPolicy};
 use super::reader::{Section, Spanned};
 use super::schedule::Schedule;
 use super::selection::{Pattern, Selection};
 use super::suggest::{closest, quoted_list};
 
-const JOB_KEYS: [&str; 21] = [
+const JOB_KEYS: [&str; 24] = [
     "source",
     "storage",
+    "copies",
     "kind",
     "schedule",
     "timezone",
@@ -28,6 +38,8 @@ const JOB_KEYS: [&str; 21] = [
     "min_keep",
     "compression",
     "compression_level",
+    "encrypt_to",
+    "encrypt_to_file",
     "include",
     "exclude",
     "include_users",
@@ -43,10 +55,22 @@ const COMPRESSIONS: [&str; 3] = ["none", "gzip", "zstd"];
 /// low enough to catch a mistyped number.
 const MAX_KEEP: i64 = 100_000;
 
+/// Said of a secret key wherever one turns up instead of a recipient.
+const SECRET_KEY: &str = "this is a secret key (identity); the daemon needs only the public \
+                          recipient: age-keygen -y FILE prints it";
+const SECRET_KEY_HINT: &str =
+    "keep the secret key off this server: anyone who can read it can decrypt every backup";
+const RECIPIENT_HINT: &str = "an X25519 age recipient is \"age1\" and 58 more characters, as \
+                              age-keygen prints it (age-keygen -y KEYFILE prints it again)";
+const RECIPIENTS_FILE_HINT: &str = "one age recipient (age1...) per line; blank lines and \
+                                    lines starting with # are ignored";
+
 /// The names defined in the file, for reference checks.
 pub(crate) struct Names {
     pub sources: Vec<String>,
     pub storage: Vec<String>,
+    /// The declared type of every location whose `type` is valid.
+    pub storage_types: BTreeMap<String, StorageType>,
 }
 
 pub(crate) fn job(
@@ -58,7 +82,10 @@ pub(crate) fn job(
 ) -> Option<Job> {
     section.reject_unknown(sink, &JOB_KEYS);
     let source = reference(sink, section, "source", "sources", &names.sources);
-    let storage = reference(sink, section, "storage", "storage", &names.storage);
+    let storage = reference(sink, section, "storage", "storage", &names.storage)
+        .and_then(|storage| primary_storage(sink, section, names, storage));
+    let copies = copies(sink, section, names);
+    let encryption = encryption(sink, section);
     let kind = if section.contains("kind") {
         section.choice(
             sink,
@@ -112,8 +139,8 @@ pub(crate) fn job(
         name: name.to_string(),
         source: source?,
         storage: storage?,
-        copies: Vec::new(),
-        encryption: None,
+        copies: copies?,
+        encryption: encryption?,
         kind: kind?,
         schedule: schedule?,
         timezone: timezone?,
@@ -193,6 +220,262 @@ fn reference(
         Some(hint),
     );
     None
+}
+
+/// Backups are written and committed in the primary storage before they
+/// are copied anywhere, which takes a directory: object stores can only
+/// receive copies.
+fn primary_storage(
+    sink: &mut Sink<'_>,
+    section: &Section<'_>,
+    names: &Names,
+    storage: String,
+) -> Option<String> {
+    match names.storage_types.get(&storage) {
+        Some(kind) if *kind != StorageType::Local => {
+            sink.error(
+                section.value_span("storage"),
+                &section.key_path("storage"),
+                format!(
+                    "storage {storage:?} is {}; the primary storage of a job must be a local \
+                     directory (its backups are written and committed there first)",
+                    kind.a_location()
+                ),
+                Some(format!(
+                    "object stores can receive copies: copies = [{storage:?}]"
+                )),
+            );
+            None
+        }
+        _ => Some(storage),
+    }
+}
+
+/// `copies`: other defined locations, each once; empty when not set.
+fn copies(sink: &mut Sink<'_>, section: &Section<'_>, names: &Names) -> Option<Vec<String>> {
+    let key = "copies";
+    if !section.contains(key) {
+        return Some(Vec::new());
+    }
+    // As written, even if `storage` itself has an error: a copy to the
+    // same place is a mistake of its own.
+    let primary = section
+        .entries()
+        .find(|(k, _)| *k == "storage")
+        .and_then(|(_, item)| item.as_str());
+    let (values, mut ok) = section.strings(sink, key)?;
+    let path = section.key_path(key);
+    let mut seen: Vec<&str> = Vec::new();
+    for value in values {
+        let name = value.value;
+        let problem = if seen.contains(&name) {
+            Some((
+                format!("{name:?} is listed twice in copies"),
+                "remove the second one".to_string(),
+            ))
+        } else if !names.storage.iter().any(|n| n == name) {
+            Some(undefined("storage", name, &names.storage))
+        } else if primary == Some(name) {
+            Some((
+                format!("{name:?} is this job's storage already"),
+                "copies are further locations each backup is copied to once it is complete \
+                 in storage; list only other ones"
+                    .to_string(),
+            ))
+        } else {
+            None
+        };
+        seen.push(name);
+        if let Some((message, hint)) = problem {
+            ok = false;
+            sink.error(value.span, &path, message, Some(hint));
+        }
+    }
+    ok.then(|| seen.into_iter().map(str::to_string).collect())
+}
+
+/// `encrypt_to` and `encrypt_to_file`: `Some(None)` when neither is set,
+/// else the recipients of both, each once, in the order written.
+fn encryption(sink: &mut Sink<'_>, section: &Section<'_>) -> Option<Option<Encryption>> {
+    let has_inline = section.contains("encrypt_to");
+    let has_file = section.contains("encrypt_to_file");
+    if !has_inline && !has_file {
+        return Some(None);
+    }
+    let inline = match has_inline {
+        true => inline_recipients(sink, section),
+        false => Some(Vec::new()),
+    };
+    let file = match has_file {
+        true => file_recipients(sink, section),
+        false => Some((PathBuf::new(), Vec::new())),
+    };
+    let (inline, (file_path, from_file)) = (inline?, file?);
+    let mut recipients: Vec<String> = Vec::new();
+    for recipient in inline.into_iter().chain(from_file) {
+        if !recipients.contains(&recipient) {
+            recipients.push(recipient);
+        }
+    }
+    if !recipients.is_empty() {
+        return Some(Some(Encryption { recipients }));
+    }
+    // Encryption asked for but to nobody: refuse rather than store the
+    // backups in the clear.
+    let (key, message, hint) = if has_file {
+        (
+            "encrypt_to_file",
+            format!("{} has no recipients", file_path.display()),
+            RECIPIENTS_FILE_HINT.to_string(),
+        )
+    } else {
+        (
+            "encrypt_to",
+            "encrypt_to is empty".to_string(),
+            "list the age recipients, e.g. encrypt_to = [\"age1...\"], or remove encrypt_to \
+             to store backups unencrypted"
+                .to_string(),
+        )
+    };
+    sink.error(
+        section.value_span(key),
+        &section.key_path(key),
+        message,
+        Some(hint),
+    );
+    None
+}
+
+/// `encrypt_to`: every element checked, each bad one reported at itself.
+fn inline_recipients(sink: &mut Sink<'_>, section: &Section<'_>) -> Option<Vec<String>> {
+    let (values, mut ok) = section.strings(sink, "encrypt_to")?;
+    let path = section.key_path("encrypt_to");
+    let mut out = Vec::new();
+    for value in values {
+        match recipient(value.value) {
+            Ok(recipient) => out.push(recipient),
+            Err((message, hint)) => {
+                ok = false;
+                sink.error(value.span, &path, message, Some(hint));
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `encrypt_to_file`, read now, in the format of age's recipients files.
+/// Its errors point at the key's value and name the file's line.
+fn file_recipients(sink: &mut Sink<'_>, section: &Section<'_>) -> Option<(PathBuf, Vec<String>)> {
+    let key = "encrypt_to_file";
+    let file = absolute_path(sink, section, key)?;
+    let span = section.value_span(key);
+    let path = section.key_path(key);
+    let shown = file.display().to_string();
+    let text = match std::fs::read(&file).map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
+            sink.error(
+                span,
+                &path,
+                format!("{shown} is not valid UTF-8"),
+                Some(RECIPIENTS_FILE_HINT.to_string()),
+            );
+            return None;
+        }
+        Err(err) => {
+            sink.error(
+                span,
+                &path,
+                format!("cannot read {shown}: {err}"),
+                Some(
+                    "create it with one age recipient (age1...) per line, readable by the \
+                     daemon's user; it is read at start and on every reload"
+                        .to_string(),
+                ),
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start_matches('\u{feff}').trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match recipient(line) {
+            Ok(recipient) => out.push(recipient),
+            Err((message, hint)) => {
+                ok = false;
+                sink.error(
+                    span.clone(),
+                    &path,
+                    format!("{shown} line {}: {message}", index + 1),
+                    Some(hint),
+                );
+            }
+        }
+    }
+    ok.then_some((file, out))
+}
+
+/// An X25519 recipient, as age writes it, or a message and a hint. Only
+/// public keys are quoted back: anything that looks like a secret key is
+/// reported without its text.
+fn recipient(text: &str) -> Result<String, (String, String)> {
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("age-secret-key-") || lower.contains("secret-key") {
+        return Err((SECRET_KEY.to_string(), SECRET_KEY_HINT.to_string()));
+    }
+    if text.is_empty() {
+        return Err((
+            "the recipient is empty".to_string(),
+            RECIPIENT_HINT.to_string(),
+        ));
+    }
+    if text.starts_with("ssh-") {
+        let kind = text.split_whitespace().next().unwrap_or(text);
+        return Err((
+            format!("{kind} keys are not supported as recipients"),
+            "use an X25519 age key: create one with age-keygen -o key.txt away from this \
+             server and give its recipient (age1...)"
+                .to_string(),
+        ));
+    }
+    // "age1NAME1..." is a plugin's recipient (a YubiKey, a TPM), which
+    // would need the plugin at every backup. Told by its shape, before
+    // the checksum: X25519 recipients never have a "1" after "age1".
+    if lower.starts_with("age1") && lower[4..].contains('1') {
+        return Err((
+            format!("{text:?} is an age plugin recipient, which is not supported"),
+            RECIPIENT_HINT.to_string(),
+        ));
+    }
+    match age::x25519::Recipient::from_str(text) {
+        Ok(recipient) => Ok(recipient.to_string()),
+        Err(reason) => Err((
+            format!("invalid age recipient {text:?}: {reason}"),
+            RECIPIENT_HINT.to_string(),
+        )),
+    }
+}
+
+/// The message and hint for a name not defined in `[table.*]`.
+fn undefined(table: &str, name: &str, defined: &[String]) -> (String, String) {
+    let listed = if defined.is_empty() {
+        format!("there are no [{table}.*] tables")
+    } else {
+        format!(
+            "defined: {}",
+            quoted_list(defined.iter().map(String::as_str))
+        )
+    };
+    let hint = match closest(name, defined.iter().map(String::as_str)) {
+        Some(near) => format!("did you mean {near:?}?"),
+        None => format!("use one of the defined names or add a [{table}.{name}] table"),
+    };
+    (format!("{table} {name:?} is not defined ({listed})"), hint)
 }
 
 /// `Some(None)`: no schedule, and none needed.

@@ -109,29 +109,33 @@ impl Daemon {
             None => cfg.jobs.keys().cloned().collect(),
         };
         let alerts = self.alerts.clone();
-        tokio::task::spawn_blocking(move || {
-            for job in jobs {
-                let Some(j) = cfg.jobs.get(&job) else {
-                    continue;
-                };
+        tokio::task::spawn_blocking(move || retain_and_report(&cfg, &alerts, jobs));
+    }
+
+    /// After a run of `job`: brings its copy locations up to date (a
+    /// failed copy is retried after every run until it succeeds), then,
+    /// after a successful run, applies retention. In that order, so
+    /// retention never judges a copy while it is being uploaded.
+    pub(super) fn after_run(&self, job: &str, success: bool) {
+        let cfg = self.config.clone();
+        let alerts = self.alerts.clone();
+        let job = job.to_string();
+        let next_fire = self
+            .jobs
+            .get(&job)
+            .and_then(|sj| sj.timing.as_ref())
+            .and_then(|t| schedule::next_fire(t, Utc::now()));
+        tokio::spawn(async move {
+            if let Some(j) = cfg.jobs.get(&job).filter(|j| !j.copies.is_empty()) {
                 let started = Utc::now();
-                let problems = retain(&cfg, &job);
-                let job_ref = alert::job_ref(&cfg, j);
-                if problems.is_empty() {
-                    alerts.succeeded(job_ref, Operation::Retention, None);
-                    continue;
-                }
-                alerts.event(Event::Failed(alert::Failure {
-                    job: job_ref,
-                    operation: Operation::Retention,
-                    backup_id: None,
-                    started,
-                    duration: (Utc::now() - started).to_std().unwrap_or_default(),
-                    error: problems.join("; "),
-                    advice: Some("Check that the storage is mounted and that the daemon's user may list and delete in it; retention retries after the next backup and every hour.".into()),
-                    log_lines: Vec::new(),
-                    next_attempt: Some(Utc::now() + RETENTION_EVERY),
-                }));
+                let reports = crate::backup::copies::sync_copies(&cfg, j, started).await;
+                report_copies(&cfg, &alerts, j, &reports, started, next_fire);
+            }
+            if success {
+                let _ = tokio::task::spawn_blocking(move || {
+                    retain_and_report(&cfg, &alerts, vec![job])
+                })
+                .await;
             }
         });
     }
@@ -222,4 +226,76 @@ fn retain(cfg: &Config, job: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Applies retention for `jobs`, alerting on problems and recoveries.
+fn retain_and_report(cfg: &Config, alerts: &alert::Alerts, jobs: Vec<String>) {
+    for job in jobs {
+        let Some(j) = cfg.jobs.get(&job) else {
+            continue;
+        };
+        let started = Utc::now();
+        let problems = retain(cfg, &job);
+        let job_ref = alert::job_ref(cfg, j);
+        if problems.is_empty() {
+            alerts.succeeded(job_ref, Operation::Retention, None);
+            continue;
+        }
+        alerts.event(Event::Failed(alert::Failure {
+            job: job_ref,
+            operation: Operation::Retention,
+            backup_id: None,
+            started,
+            duration: (Utc::now() - started).to_std().unwrap_or_default(),
+            error: problems.join("; "),
+            advice: Some("Check that the storage is mounted and that the daemon's user may list and delete in it; retention retries after the next backup and every hour.".into()),
+            log_lines: Vec::new(),
+            next_attempt: Some(Utc::now() + RETENTION_EVERY),
+        }));
+    }
+}
+
+/// Logs and alerts the outcome of bringing a job's copies up to date.
+fn report_copies(
+    cfg: &Config,
+    alerts: &alert::Alerts,
+    job: &config::Job,
+    reports: &[crate::backup::copies::CopyReport],
+    started: DateTime<Utc>,
+    next_attempt: Option<DateTime<Utc>>,
+) {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            let error = r.error.as_ref()?;
+            tracing::error!(job = %job.name, "The copy of job \"{}\"'s backups to storage \"{}\" ({}) failed: {error}. {} backups are not there yet; the copy is retried after the next run of the job.", job.name, r.location, r.url, r.missing);
+            Some(format!(
+                "storage \"{}\" ({}): {error} ({} backups not copied yet)",
+                r.location, r.url, r.missing
+            ))
+        })
+        .collect();
+    let job_ref = alert::job_ref(cfg, job);
+    if failed.is_empty() {
+        alerts.succeeded(job_ref, Operation::Copy, None);
+        return;
+    }
+    alerts.event(Event::Failed(alert::Failure {
+        job: job_ref,
+        operation: Operation::Copy,
+        backup_id: None,
+        started,
+        duration: (Utc::now() - started).to_std().unwrap_or_default(),
+        error: failed.join("; "),
+        advice: Some(
+            "The backups are complete in the job's primary storage; only the copies are \
+             missing. Check that the location is reachable from this host and accepts writes \
+             (endpoint, credentials, bucket or container, permissions, space); the copy is \
+             retried after the next run of the job, and `mongo-backupd list --location NAME` \
+             shows what is there."
+                .into(),
+        ),
+        log_lines: Vec::new(),
+        next_attempt,
+    }));
 }

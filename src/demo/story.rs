@@ -46,9 +46,9 @@ fn mongo(what: &str) -> impl FnOnce(mongodb::error::Error) -> DemoError + '_ {
 /// The point-in-time plan for `at`, off the async threads (it checks
 /// every file's checksum).
 async fn plan_for(root: std::path::PathBuf, at: DateTime<Utc>) -> Result<PitrPlan, DemoError> {
-    tokio::task::spawn_blocking(move || pitr::plan(&root, SOURCE, At::Time(at)))
+    let location = crate::storage::Location::local_dir(root);
+    pitr::plan_blocking(&location, None, SOURCE, At::Time(at))
         .await
-        .map_err(|e| DemoError::Daemon(format!("checking the backups failed: {e}")))?
         .map_err(DemoError::from)
 }
 
@@ -224,7 +224,8 @@ impl Session {
         )
         .map_err(DemoError::Daemon)?;
         let options = RestoreOptions {
-            from: Default::default(),
+            // The plan names the backups; this is filled in from it.
+            from: crate::storage::BackupFiles::local(""),
             uri,
             drop: true,
             namespaces,

@@ -6,7 +6,7 @@
 //! and starts exactly where it ended) and every file's checksum. A target
 //! the chains do not cover is refused with the windows they do cover.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use bson::Timestamp;
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{replay, RestoreError, RestoreOptions, RestoreSummary};
 use crate::catalog::{self, BackupKind, BackupListing, Manifest, OpTime};
 use crate::source;
-use crate::storage;
+use crate::storage::{self, crypt::Identities, BackupFiles, Location};
 
 /// The instant to restore to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl std::str::FromStr for At {
 /// One backup of a chain, where it lives and what it holds.
 #[derive(Debug, Clone)]
 pub struct Link {
-    pub dir: PathBuf,
+    pub dir: BackupFiles,
     pub manifest: Manifest,
 }
 
@@ -116,13 +116,17 @@ impl Chain {
     }
 }
 
-fn chains(listings: &[BackupListing], source: &str) -> Vec<Chain> {
+fn chains(
+    listings: &[BackupListing],
+    source: &str,
+    files: impl Fn(&BackupListing) -> BackupFiles,
+) -> Vec<Chain> {
     let ours: Vec<Link> = listings
         .iter()
         .filter(|l| l.is_complete())
         .filter_map(|l| {
             l.manifest.clone().map(|m| Link {
-                dir: l.path.clone(),
+                dir: files(l),
                 manifest: m,
             })
         })
@@ -195,14 +199,21 @@ fn windows(chains: &[Chain]) -> String {
         .join("; ")
 }
 
-/// Works out and checks the chain for a point-in-time restore.
+/// Works out and checks the chain for a point-in-time restore from the
+/// backups at `location` (decrypted with `identities` when encrypted).
+/// Blocking: it reads every file the restore will need.
 pub fn plan(
-    storage_root: &std::path::Path,
+    location: &Location,
+    identities: Option<Arc<Identities>>,
     source: &str,
     at: At,
 ) -> Result<PitrPlan, RestoreError> {
-    let listings = catalog::list_backups(storage_root, None)?;
-    let chains = chains(&listings, source);
+    let listings = catalog::list_location(location, None)?;
+    let chains = chains(&listings, source, |l| {
+        location
+            .backup(&l.job, &l.id)
+            .with_identities(identities.clone())
+    });
     let chosen = match at {
         At::Latest => chains.iter().max_by_key(|c| c.end()),
         At::Time(t) => chains
@@ -213,7 +224,7 @@ pub fn plan(
     let Some(chain) = chosen else {
         return Err(RestoreError::Invalid(format!(
             "no backup of source \"{source}\" in {} covers {}; the covered windows are: {}",
-            storage_root.display(),
+            location.describe(),
             describe(at),
             windows(&chains)
         )));
@@ -261,9 +272,10 @@ pub fn plan(
         .collect();
     // Check every file the restore will read before anything is written.
     for link in std::iter::once(&full).chain(incrementals.iter()) {
+        super::check_identity(&link.dir, &link.manifest)?;
         for file in &link.manifest.files {
             storage::verify_file(&link.dir, file).map_err(|source| RestoreError::Damaged {
-                dir: link.dir.clone(),
+                dir: link.dir.path(),
                 source,
             })?;
         }
@@ -296,18 +308,32 @@ fn describe(at: At) -> String {
 /// Plans, then (unless `base.dry_run`) restores the full and replays the
 /// incrementals up to the target.
 pub async fn run(
-    storage_root: &std::path::Path,
+    location: &Location,
     source_name: &str,
     at: At,
     base: &RestoreOptions,
     cancel: &CancellationToken,
 ) -> Result<(PitrPlan, RestoreSummary), RestoreError> {
-    let plan = plan(storage_root, source_name, at)?;
+    let plan = plan_blocking(location, base.from.identities_arc(), source_name, at).await?;
     if base.dry_run {
         return Ok((plan, RestoreSummary::default()));
     }
     let summary = execute(&plan, base, cancel).await?;
     Ok((plan, summary))
+}
+
+/// [`plan`] on a blocking thread.
+pub async fn plan_blocking(
+    location: &Location,
+    identities: Option<Arc<Identities>>,
+    source: &str,
+    at: At,
+) -> Result<PitrPlan, RestoreError> {
+    let location = location.clone();
+    let source = source.to_string();
+    tokio::task::spawn_blocking(move || plan(&location, identities, &source, at))
+        .await
+        .map_err(|e| RestoreError::Invalid(format!("the restore plan could not be made: {e}")))?
 }
 
 /// Carries out a checked plan: the full, then the incrementals' oplog up to

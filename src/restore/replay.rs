@@ -152,7 +152,7 @@ pub(super) async fn replay_backup_oplog(
 pub(super) async fn replay_oplog_file(
     client: &Client,
     namespaces: &NsMapper,
-    dir: &std::path::Path,
+    dir: &crate::storage::BackupFiles,
     manifest: &crate::catalog::Manifest,
     file: &str,
     until: Option<Timestamp>,
@@ -161,8 +161,8 @@ pub(super) async fn replay_oplog_file(
         .file(file)
         .cloned()
         .ok_or_else(|| RestoreError::Invalid(format!("the manifest does not list {file}")))?;
-    let dir = dir.to_path_buf();
     let reader_dir = dir.clone();
+    let dir = dir.path();
     let (tx, mut rx) = mpsc::channel::<Result<RawDocumentBuf, StorageError>>(256);
     let reader = tokio::task::spawn_blocking(move || {
         let stream = match storage::open_verified(&reader_dir, &entry) {
@@ -172,7 +172,7 @@ pub(super) async fn replay_oplog_file(
                 return;
             }
         };
-        for doc in BsonReader::new(stream, reader_dir.join(&entry.path)) {
+        for doc in BsonReader::new(stream, reader_dir.path().join(&entry.path)) {
             if tx.blocking_send(doc).is_err() {
                 return;
             }

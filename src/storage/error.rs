@@ -77,6 +77,100 @@ pub enum StorageError {
         path.display()
     )]
     FilesStillOpen { path: PathBuf, count: usize },
+
+    #[error("object storage {location:?} ({url}) cannot be used: {detail}; {hint}")]
+    ObjectSetup {
+        location: String,
+        url: String,
+        detail: String,
+        hint: String,
+    },
+
+    // The object variants box their target so that every Result carrying
+    // a StorageError stays small.
+    #[error(
+        "could not {op} {target}: the service refused the credentials or their \
+         permissions ({detail}); {hint}"
+    )]
+    ObjectCredentials {
+        target: Box<super::object::ObjectTarget>,
+        op: &'static str,
+        detail: String,
+        hint: String,
+    },
+
+    #[error(
+        "could not {op} {target}: no answer from {endpoint} ({detail}); is the endpoint \
+         reachable? Check the endpoint setting, the network (DNS, proxy, firewall) and TLS \
+         (ca_file), then run it again"
+    )]
+    ObjectUnreachable {
+        target: Box<super::object::ObjectTarget>,
+        op: &'static str,
+        endpoint: String,
+        detail: String,
+    },
+
+    #[error(
+        "could not {op} {target}: the {container} does not exist ({detail}): create it \
+         first, or fix the location's {container} setting"
+    )]
+    ObjectBucketMissing {
+        target: Box<super::object::ObjectTarget>,
+        op: &'static str,
+        /// "bucket" or "container".
+        container: &'static str,
+        detail: String,
+    },
+
+    #[error(
+        "{target} does not exist: it was deleted (by retention?) or never written; list \
+         the location to see what it holds"
+    )]
+    ObjectNotFound {
+        target: Box<super::object::ObjectTarget>,
+    },
+
+    #[error(
+        "upload of {} to {target} aborted: {detail}; the local file changed or is damaged, \
+         so nothing was stored: check the local backup with `mongo-backupd verify`, then \
+         copy it again",
+        path.display()
+    )]
+    ObjectLocalChanged {
+        target: Box<super::object::ObjectTarget>,
+        path: PathBuf,
+        detail: String,
+    },
+
+    #[error("could not {op} {target}: {detail}; {hint}")]
+    ObjectRequest {
+        target: Box<super::object::ObjectTarget>,
+        op: &'static str,
+        detail: String,
+        hint: String,
+    },
+
+    #[error(
+        "{} is encrypted and no identity was given to decrypt it: pass the age identity \
+         file that holds the private key of one of the backup's recipients \
+         (--identity FILE, or --decrypt FILE for verify)",
+        path.display()
+    )]
+    NeedsIdentity { path: PathBuf },
+
+    #[error("cannot decrypt {}: {source}", path.display())]
+    Decrypt {
+        path: PathBuf,
+        #[source]
+        source: Box<super::crypt::CryptError>,
+    },
+
+    #[error(
+        "an object store was to be read outside the tokio runtime (this is a bug in \
+         mongo-backupd)"
+    )]
+    NoRuntime,
 }
 
 impl StorageError {
@@ -108,8 +202,12 @@ impl StorageError {
             | StorageError::AlreadyExists { path }
             | StorageError::Corrupt { path, .. }
             | StorageError::EarlierWriteFailed { path }
-            | StorageError::FilesStillOpen { path, .. } => Some(path),
-            StorageError::InvalidName { .. } => None,
+            | StorageError::FilesStillOpen { path, .. }
+            | StorageError::ObjectLocalChanged { path, .. }
+            | StorageError::NeedsIdentity { path }
+            | StorageError::Decrypt { path, .. } => Some(path),
+            // Names, object-store keys and the rest have no path.
+            _ => None,
         }
     }
 

@@ -10,41 +10,84 @@ use std::path::{Path, PathBuf};
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use sha2::{Digest, Sha256};
 
-use super::{validate_rel_path, CompressionKind, FileEntry, StorageError};
+use super::{crypt, BackupFiles, CompressionKind, FileEntry, StorageError};
 
 /// The largest BSON document a dump can hold: MongoDB's 16 MiB limit plus
 /// the 16 KiB of headroom the server allows for internal documents such as
 /// oplog entries (mongodump uses the same bound).
 pub const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024 + 16 * 1024;
 
-/// Checks that the file `entry` describes exists under `backup_dir` with
-/// the recorded size and SHA-256.
-pub fn verify_file(backup_dir: &Path, entry: &FileEntry) -> Result<(), StorageError> {
-    let (path, mut file) = open_checked(backup_dir, entry)?;
-    let mut hashing = HashingReader::new(&mut file);
+/// Checks that the file `entry` describes exists in `files` with the
+/// recorded size and SHA-256 (of the stored bytes, so an encrypted file is
+/// checked without its key).
+pub fn verify_file(files: &BackupFiles, entry: &FileEntry) -> Result<(), StorageError> {
+    files.check_rel(&entry.path)?;
+    let (path, raw) = files.open_raw(&entry.path, Some(entry.size))?;
+    let mut hashing = HashingReader::new(raw);
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| StorageError::io(&path, "read", e))?;
     check_digest(&path, entry, hashing.len(), &hashing.hex_digest())
 }
 
 /// Verifies the file like [`verify_file`], then returns a reader of its
-/// decompressed content (decompressor chosen by the file's suffix). The
-/// same open handle is hashed and then read, so the file cannot be swapped
-/// in between.
+/// content: decrypted when it is encrypted, then decompressed (both chosen
+/// by the file's suffixes). A local file is hashed and then read through
+/// the same open handle, so it cannot be swapped in between; an object is
+/// read twice.
 pub fn open_verified(
-    backup_dir: &Path,
+    files: &BackupFiles,
     entry: &FileEntry,
 ) -> Result<Box<dyn Read + Send>, StorageError> {
-    let (path, mut file) = open_checked(backup_dir, entry)?;
-    let mut hashing = HashingReader::new(&mut file);
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| StorageError::io(&path, "read", e))?;
-    check_digest(&path, entry, hashing.len(), &hashing.hex_digest())?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| StorageError::io(&path, "rewind", e))?;
-    decoder_for(
+    files.check_rel(&entry.path)?;
+    let (path, raw) = match files.local_dir() {
+        Some(dir) => {
+            let (path, mut file) = open_local(dir, &entry.path, Some(entry.size))?;
+            let mut hashing = HashingReader::new(&mut file);
+            io::copy(&mut hashing, &mut io::sink())
+                .map_err(|e| StorageError::io(&path, "read", e))?;
+            check_digest(&path, entry, hashing.len(), &hashing.hex_digest())?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| StorageError::io(&path, "rewind", e))?;
+            (path, Box::new(file) as Box<dyn Read + Send>)
+        }
+        None => {
+            verify_file(files, entry)?;
+            files.open_raw(&entry.path, Some(entry.size))?
+        }
+    };
+    content_reader(
+        files,
         &entry.path,
-        BufReader::with_capacity(256 * 1024, file),
+        BufReader::with_capacity(256 * 1024, raw),
         &path,
     )
+}
+
+/// The content of stored file `name` read through `raw`: decrypted with
+/// the backup's identities when the name ends in `.age`, then
+/// decompressed.
+pub(crate) fn content_reader<'a, R: Read + Send + 'a>(
+    files: &BackupFiles,
+    name: &str,
+    raw: R,
+    path: &Path,
+) -> Result<Box<dyn Read + Send + 'a>, StorageError> {
+    match name.strip_suffix(crypt::AGE_SUFFIX) {
+        None => decoder_for(name, raw, path),
+        Some(inner) => {
+            let Some(identities) = files.identities() else {
+                return Err(StorageError::NeedsIdentity {
+                    path: path.to_path_buf(),
+                });
+            };
+            let plain = crypt::decrypt(identities, raw, &path.display().to_string(), &[]).map_err(
+                |source| StorageError::Decrypt {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                },
+            )?;
+            decoder_for(inner, plain, path)
+        }
+    }
 }
 
 /// A decompressing reader over `raw` for a file named `name`.
@@ -66,22 +109,15 @@ pub(crate) fn decoder_for<'a, R: Read + Send + 'a>(
     })
 }
 
-/// Opens the file of `entry` and checks what can be checked without
-/// reading it: that it is there, a regular file, and of the recorded size.
-pub(crate) fn open_checked(
-    backup_dir: &Path,
-    entry: &FileEntry,
+/// Opens file `rel` of the backup in `dir` and checks what can be checked
+/// without reading it: that it is there, a regular file, and of the
+/// recorded size.
+pub(crate) fn open_local(
+    dir: &Path,
+    rel: &str,
+    expected_size: Option<u64>,
 ) -> Result<(PathBuf, File), StorageError> {
-    if validate_rel_path(&entry.path).is_err() {
-        return Err(StorageError::Corrupt {
-            path: backup_dir.join(crate::catalog::MANIFEST_FILE),
-            detail: format!(
-                "it names the file {:?}, which is not a plain path inside the backup",
-                entry.path
-            ),
-        });
-    }
-    let path = backup_dir.join(&entry.path);
+    let path = dir.join(rel);
     let file = match File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -98,26 +134,24 @@ pub(crate) fn open_checked(
             detail: "it is not a regular file".to_string(),
         });
     }
-    check_size(&path, entry, meta.len())?;
+    if let Some(size) = expected_size {
+        check_size(&path, size, meta.len())?;
+    }
     Ok((path, file))
 }
 
-fn check_size(path: &Path, entry: &FileEntry, actual: u64) -> Result<(), StorageError> {
-    if actual < entry.size {
+fn check_size(path: &Path, expected: u64, actual: u64) -> Result<(), StorageError> {
+    if actual < expected {
         Err(StorageError::Truncated {
             path: path.to_path_buf(),
-            detail: format!(
-                "it has {actual} bytes but the manifest recorded {}",
-                entry.size
-            ),
+            detail: format!("it has {actual} bytes but the manifest recorded {expected}"),
         })
-    } else if actual > entry.size {
+    } else if actual > expected {
         Err(StorageError::Corrupt {
             path: path.to_path_buf(),
             detail: format!(
-                "it has {actual} bytes but the manifest recorded {}, so something was \
-                 appended to it or it was replaced",
-                entry.size
+                "it has {actual} bytes but the manifest recorded {expected}, so something \
+                 was appended to it or it was replaced"
             ),
         })
     } else {
@@ -134,7 +168,7 @@ pub(crate) fn check_digest(
 ) -> Result<(), StorageError> {
     // The size was checked at open; a different count now means the file
     // changed while it was read.
-    check_size(path, entry, len)?;
+    check_size(path, entry.size, len)?;
     if !digest.eq_ignore_ascii_case(&entry.sha256) {
         return Err(StorageError::ChecksumMismatch {
             path: path.to_path_buf(),

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 
 mod bson_stream;
+mod crypt_writer;
 
 fn bson_bytes(docs: &[bson::Document]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -130,16 +131,19 @@ fn uncompressed_round_trip_and_open_verified_for_every_kind() {
         let (dir, entry) = write_one(tmp.path(), &id, "db/c.bson", compression, &data);
         assert_eq!(entry.path, format!("db/c.bson{}", compression.suffix()));
         check_entry_matches_disk(&dir, &entry);
-        verify_file(&dir, &entry).unwrap();
+        verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap();
         let mut decoded = Vec::new();
-        open_verified(&dir, &entry)
+        open_verified(&crate::storage::BackupFiles::local(&dir), &entry)
             .unwrap()
             .read_to_end(&mut decoded)
             .unwrap();
         assert_eq!(decoded, data, "{compression:?}");
-        let docs: Vec<RawDocumentBuf> = BsonReader::new(open_verified(&dir, &entry).unwrap(), "x")
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let docs: Vec<RawDocumentBuf> = BsonReader::new(
+            open_verified(&crate::storage::BackupFiles::local(&dir), &entry).unwrap(),
+            "x",
+        )
+        .collect::<Result<_, _>>()
+        .unwrap();
         assert_eq!(docs.len(), 50);
     }
 }
@@ -154,8 +158,12 @@ fn empty_file_is_valid() {
     ] {
         let id = format!("empty{}", compression.suffix());
         let (dir, entry) = write_one(tmp.path(), &id, "db/empty.bson", compression, &[]);
-        verify_file(&dir, &entry).unwrap();
-        let docs = BsonReader::new(open_verified(&dir, &entry).unwrap(), "x").count();
+        verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap();
+        let docs = BsonReader::new(
+            open_verified(&crate::storage::BackupFiles::local(&dir), &entry).unwrap(),
+            "x",
+        )
+        .count();
         assert_eq!(docs, 0);
     }
 }
@@ -190,7 +198,7 @@ fn sinks_are_written_from_other_threads() {
     let entries: Vec<FileEntry> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let dir = writer.commit(b"{}").unwrap();
     for entry in &entries {
-        verify_file(&dir, entry).unwrap();
+        verify_file(&crate::storage::BackupFiles::local(&dir), entry).unwrap();
         assert_eq!(
             zstd::decode_all(&fs::read(dir.join(&entry.path)).unwrap()[..]).unwrap(),
             data
@@ -400,13 +408,13 @@ fn verify_file_detects_missing_truncated_grown_and_altered_files() {
     let data = bson_bytes(&sample_docs(20));
     let (dir, entry) = stored(tmp.path(), &data);
     let path = dir.join(&entry.path);
-    verify_file(&dir, &entry).unwrap();
+    verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap();
 
     // Same size, one byte changed.
     let mut altered = data.clone();
     altered[100] ^= 0xff;
     fs::write(&path, &altered).unwrap();
-    match verify_file(&dir, &entry).unwrap_err() {
+    match verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap_err() {
         StorageError::ChecksumMismatch {
             path: p,
             expected,
@@ -418,27 +426,27 @@ fn verify_file_detects_missing_truncated_grown_and_altered_files() {
         }
         other => panic!("{other}"),
     }
-    assert!(open_verified(&dir, &entry).is_err());
+    assert!(open_verified(&crate::storage::BackupFiles::local(&dir), &entry).is_err());
 
     fs::write(&path, &data[..data.len() - 10]).unwrap();
-    let err = verify_file(&dir, &entry).unwrap_err();
+    let err = verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap_err();
     assert!(matches!(err, StorageError::Truncated { .. }), "{err}");
     assert!(err.to_string().contains(&path.display().to_string()));
 
     let mut grown = data.clone();
     grown.extend_from_slice(b"junk");
     fs::write(&path, &grown).unwrap();
-    let err = verify_file(&dir, &entry).unwrap_err();
+    let err = verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap_err();
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
 
     fs::remove_file(&path).unwrap();
-    let err = verify_file(&dir, &entry).unwrap_err();
+    let err = verify_file(&crate::storage::BackupFiles::local(&dir), &entry).unwrap_err();
     assert!(matches!(err, StorageError::Missing { .. }), "{err}");
 
     let escaping = FileEntry {
         path: "../../etc/passwd".into(),
         ..entry.clone()
     };
-    let err = verify_file(&dir, &escaping).unwrap_err();
+    let err = verify_file(&crate::storage::BackupFiles::local(&dir), &escaping).unwrap_err();
     assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
 }

@@ -13,16 +13,22 @@
 //! A crash before 4 leaves a `.partial-*` directory, which never counts as a
 //! backup and which [`clean_partials`] removes; after 4 the backup is whole
 //! because everything in it was made durable before its name appeared.
+//!
+//! With encryption ([`BackupWriter::encrypt_to`]) each data file's bytes
+//! go compressor → age → hasher → disk: encryption comes after compression
+//! (ciphertext does not compress), and the hash is of the stored ciphertext,
+//! so `verify` catches damage without the secret key.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::crypt::{self, Recipients, AGE_SUFFIX};
 use super::{validate_rel_path, Compression, CompressionKind, StorageError};
 use crate::catalog::MANIFEST_FILE;
 
@@ -35,9 +41,9 @@ pub const PARTIAL_PREFIX: &str = ".partial-";
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     /// Relative to the backup directory, `/`-separated, with the
-    /// compression suffix.
+    /// compression suffix (and `.age` when encrypted).
     pub path: String,
-    /// Bytes on disk (compressed).
+    /// Bytes on disk (compressed, and encrypted if the backup is).
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes on disk.
     pub sha256: String,
@@ -55,6 +61,12 @@ pub struct BackupWriter {
     /// Set once the partial directory has been renamed or removed on
     /// purpose, so `Drop` leaves it alone.
     settled: bool,
+    /// When set, every file opened from now on is encrypted to these.
+    recipients: Option<Arc<Recipients>>,
+    /// Whether `file` was ever called, so that turning encryption on too
+    /// late (which would leave plaintext files in an encrypted backup) is
+    /// caught.
+    any_file: AtomicBool,
 }
 
 impl BackupWriter {
@@ -84,7 +96,40 @@ impl BackupWriter {
             final_dir,
             open_files: Arc::new(AtomicUsize::new(0)),
             settled: false,
+            recipients: None,
+            any_file: AtomicBool::new(false),
         })
+    }
+
+    /// Encrypts every data file of this backup to `recipients` (age,
+    /// X25519): [`file`](Self::file) then stores `rel` + compression suffix
+    /// + [`AGE_SUFFIX`], and the bytes go compressor → age → hasher → disk.
+    ///
+    /// Call it right after [`create`](Self::create), before the first
+    /// `file`: it only affects files opened afterwards, and a backup with
+    /// some files in plaintext would not be what its manifest claims. (A
+    /// late call is a bug; it panics in debug builds and is logged
+    /// otherwise.) `manifest.json` itself is never encrypted; recording the
+    /// recipients' fingerprints in it is the caller's job.
+    pub fn encrypt_to(&mut self, recipients: Arc<Recipients>) {
+        let late = self.any_file.load(Ordering::SeqCst);
+        debug_assert!(
+            !late,
+            "BackupWriter::encrypt_to called after files were opened"
+        );
+        if late {
+            tracing::error!(
+                path = %self.partial.display(),
+                "encryption was turned on after files of this backup were written; those \
+                 files stay unencrypted (this is a bug in mongo-backupd)"
+            );
+        }
+        self.recipients = Some(recipients);
+    }
+
+    /// The recipients files are encrypted to, if encryption is on.
+    pub fn recipients(&self) -> Option<&Recipients> {
+        self.recipients.as_deref()
     }
 
     /// Where the files are written until commit.
@@ -99,12 +144,19 @@ impl BackupWriter {
 
     /// Opens `rel` (`db/coll.bson`, `db/coll.metadata.json`, `oplog.bson`;
     /// names already escaped with [`escape_name`](super::escape_name)) for
-    /// writing, with the compression's suffix appended. Each file can be
-    /// created once; the returned sink can be moved to another thread.
+    /// writing, with the compression's suffix appended, and `.age` after it
+    /// when the backup is encrypted. Each file can be created once; the
+    /// returned sink can be moved to another thread.
     pub fn file(&self, rel: &str, compression: Compression) -> Result<FileSink, StorageError> {
         validate_rel_path(rel)?;
-        let rel = format!("{rel}{}", compression.suffix());
+        let encryption_suffix = if self.recipients.is_some() {
+            AGE_SUFFIX
+        } else {
+            ""
+        };
+        let rel = format!("{rel}{}{encryption_suffix}", compression.suffix());
         validate_rel_path(&rel)?;
+        self.any_file.store(true, Ordering::SeqCst);
         let path = self.partial.join(&rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
@@ -117,10 +169,35 @@ impl BackupWriter {
             }
             Err(e) => return Err(StorageError::io(&path, "create", e)),
         };
-        let out = HashingWriter {
+        let hashing = HashingWriter {
             inner: BufWriter::with_capacity(256 * 1024, file),
             hasher: Sha256::new(),
             written: 0,
+        };
+        // Should anything below fail, the file just created is removed: a
+        // file with only a header must not stay behind.
+        let remove_on_error = |err: StorageError| {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "could not remove an unfinished backup file"
+                );
+            }
+            err
+        };
+        let out = match &self.recipients {
+            None => Stage::Clear(hashing),
+            Some(recipients) => Stage::Age(crypt::encrypt(recipients, hashing).map_err(|err| {
+                remove_on_error(match err {
+                    crypt::CryptError::Io { source, .. } => {
+                        StorageError::io(&path, "start encryption of", source)
+                    }
+                    other => {
+                        StorageError::io(&path, "start encryption of", io::Error::other(other))
+                    }
+                })
+            })?),
         };
         let encoder = match compression.kind {
             CompressionKind::None => Encoder::Plain(out),
@@ -129,8 +206,9 @@ impl BackupWriter {
                 flate2::Compression::new(compression.level.clamp(0, 9).unsigned_abs()),
             )),
             CompressionKind::Zstd => Encoder::Zstd(
-                zstd::stream::write::Encoder::new(out, compression.level)
-                    .map_err(|e| StorageError::io(&path, "start zstd compression of", e))?,
+                zstd::stream::write::Encoder::new(out, compression.level).map_err(|e| {
+                    remove_on_error(StorageError::io(&path, "start zstd compression of", e))
+                })?,
             ),
         };
         self.open_files.fetch_add(1, Ordering::SeqCst);
@@ -197,8 +275,9 @@ impl Drop for BackupWriter {
     }
 }
 
-/// One file being written. Bytes go through the compressor, then through
-/// the hasher, then to disk, so the checksum is of exactly what is stored.
+/// One file being written. Bytes go through the compressor, then (if the
+/// backup is encrypted) through age, then through the hasher, then to disk,
+/// so the checksum is of exactly what is stored.
 /// Dropping it unfinished deletes the file, so an abandoned file can never
 /// end up in a committed backup.
 pub struct FileSink {
@@ -210,9 +289,43 @@ pub struct FileSink {
 }
 
 enum Encoder {
-    Plain(HashingWriter),
-    Gzip(flate2::write::GzEncoder<HashingWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, HashingWriter>),
+    Plain(Stage),
+    Gzip(flate2::write::GzEncoder<Stage>),
+    Zstd(zstd::stream::write::Encoder<'static, Stage>),
+}
+
+/// What the compressor writes into: the hasher directly, or age encrypting
+/// into the hasher.
+enum Stage {
+    Clear(HashingWriter),
+    Age(age::stream::StreamWriter<HashingWriter>),
+}
+
+impl Stage {
+    /// Writes age's final chunk (without which the file reads as
+    /// truncated) and hands back the hasher.
+    fn finish(self) -> io::Result<HashingWriter> {
+        match self {
+            Stage::Clear(w) => Ok(w),
+            Stage::Age(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for Stage {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stage::Clear(w) => w.write(buf),
+            Stage::Age(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stage::Clear(w) => w.flush(),
+            Stage::Age(w) => w.flush(),
+        }
+    }
 }
 
 impl std::fmt::Debug for FileSink {
@@ -248,8 +361,9 @@ impl FileSink {
         })
     }
 
-    /// Flushes the compressor, fsyncs the file and returns what the
-    /// manifest must record about it.
+    /// Finishes the compressor, then age's last chunk (if encrypted),
+    /// fsyncs the file and returns what the manifest must record about it:
+    /// the size and SHA-256 of the stored bytes.
     pub fn finish(mut self) -> Result<FileEntry, StorageError> {
         if self.failed {
             return Err(self.poisoned());
@@ -265,6 +379,7 @@ impl FileSink {
             Encoder::Gzip(w) => w.finish(),
             Encoder::Zstd(w) => w.finish(),
         }
+        .and_then(Stage::finish)
         .map_err(|e| StorageError::io(&self.path, "write", e))?;
         let HashingWriter {
             inner,

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly by design
 
 pub mod daemon;
+pub mod objstore;
 pub mod smtp;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,7 @@ pub fn request(uri: &str, db: &str, root: &Path, compression: Compression) -> Ba
         note: None,
         requested_by: None,
         progress: None,
+        encryption: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tests of verify_backup: each kind of damage is found and described.
 
+use crate::storage::BackupFiles;
 use std::fs;
 use std::path::Path;
 
@@ -25,7 +26,7 @@ fn verify_passes_intact_backups_of_every_compression() {
     .enumerate()
     {
         let (dir, manifest) = build(tmp.path(), "job", &format!("b{i}"), c, Some(100), 200);
-        let report = verify_backup(&dir).unwrap();
+        let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
         assert!(report.is_ok(), "{c:?}: {}", report.render());
         assert_eq!(report.files_checked, manifest.files.len());
         assert_eq!(report.documents_checked, USERS + ODD + OPLOG);
@@ -45,7 +46,7 @@ fn verify_passes_intact_backups_of_every_compression() {
         None,
         200,
     );
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     assert!(report.is_ok(), "{}", report.render());
     assert_eq!(report.documents_checked, USERS + ODD);
 }
@@ -60,7 +61,7 @@ fn verify_reports_checksum_mismatch_with_both_hashes() {
     bytes[mid] ^= 0x01;
     fs::write(&path, &bytes).unwrap();
 
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     assert!(!report.is_ok());
     let found = problems_of(&report, ProblemKind::ChecksumMismatch);
     assert_eq!(found.len(), 1, "{}", report.render());
@@ -106,7 +107,7 @@ fn verify_reports_truncated_missing_and_unlisted_files() {
     fs::create_dir(dir.join("otherdb")).unwrap();
     fs::write(dir.join("otherdb/x.metadata.json"), b"{}").unwrap();
 
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     let text = report.render();
     let truncated = problems_of(&report, ProblemKind::Truncated);
     assert_eq!(truncated.len(), 1, "{text}");
@@ -139,7 +140,7 @@ fn verify_compares_document_counts() {
     manifest.oplog.as_mut().unwrap().entries = 4;
     rewrite_manifest(&dir, &manifest);
 
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     let counts = problems_of(&report, ProblemKind::CountMismatch);
     assert_eq!(counts.len(), 2, "{}", report.render());
     assert_eq!(counts[0].file, "app/users.bson.gz");
@@ -203,9 +204,11 @@ fn verify_walks_documents_even_when_checksums_match() {
         note: Some("hand-made".into()),
         requested_by: None,
         bridge: None,
+        encryption: None,
+        copies: Vec::new(),
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     let text = report.render();
     assert_eq!(report.problems.len(), 4, "{text}");
     assert!(
@@ -251,7 +254,7 @@ fn verify_reports_an_inconsistent_manifest() {
     manifest.files.retain(|f| f.path != "app/users.bson");
     manifest.oplog_end = None;
     rewrite_manifest(&dir, &manifest);
-    let report = verify_backup(&dir).unwrap();
+    let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
     let text = report.render();
     let inconsistent = problems_of(&report, ProblemKind::Inconsistent);
     assert_eq!(inconsistent.len(), 2, "{text}");
@@ -273,16 +276,16 @@ fn verify_reports_an_inconsistent_manifest() {
 #[test]
 fn verify_needs_a_manifest_and_flags_partial_directories() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = verify_backup(&tmp.path().join("nope")).unwrap_err();
+    let err = verify_backup(&BackupFiles::local(tmp.path().join("nope"))).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
-    let err = verify_backup(tmp.path()).unwrap_err();
+    let err = verify_backup(&BackupFiles::local(tmp.path())).unwrap_err();
     assert!(matches!(err, CatalogError::NoManifest { .. }), "{err}");
 
     // A crash between writing the manifest and the rename.
     let (dir, _) = build(tmp.path(), "job", "b1", Compression::none(), Some(100), 200);
     let partial = tmp.path().join("job/.partial-b1");
     fs::rename(&dir, &partial).unwrap();
-    let report = verify_backup(&partial).unwrap();
+    let report = verify_backup(&BackupFiles::local(&partial)).unwrap();
     assert_eq!(report.problems.len(), 1, "{}", report.render());
     assert!(report.problems[0].detail.contains("never committed"));
 }

@@ -48,10 +48,10 @@ fn unknown_key_lists_valid_keys_when_nothing_is_close() {
             13,
             1,
             "jobs.prod-full.frobnicate: unknown key \"frobnicate\" (hint: valid keys here: \
-             source, storage, kind, schedule, timezone, retention, keep_daily, keep_weekly, \
-             keep_monthly, min_keep, compression, compression_level, include, exclude, \
-             include_users, full_on_gap, parallel_collections, catch_up, enabled, alert_to, \
-             stale_after)"
+             source, storage, copies, kind, schedule, timezone, retention, keep_daily, \
+             keep_weekly, keep_monthly, min_keep, compression, compression_level, encrypt_to, \
+             encrypt_to_file, include, exclude, include_users, full_on_gap, \
+             parallel_collections, catch_up, enabled, alert_to, stale_after)"
         )
     );
 }
@@ -82,7 +82,7 @@ fn unknown_keys_in_every_table() {
             at(
                 14,
                 1,
-                "storage.local.size: unknown key \"size\" (hint: valid keys here: type, path)"
+                "storage.local.size: unknown key \"size\" (hint: valid keys here: type, path, retention)"
             ),
         ]
     );
@@ -275,7 +275,7 @@ colour = "blue"
             at(10, 23, "daemon.max_concurrent_jobs: max_concurrent_jobs = 0 is out of range 1-64"),
             at(14, 1, "sources.prod.uri_env: uri and uri_env are both set (hint: set exactly one of uri, uri_file (a file holding the URI) or uri_env (an environment variable holding it))"),
             at(18, 8, "storage.local.path: path must be an absolute path, found \"backups\" (hint: start it with \"/\")"),
-            at(19, 1, "storage.local.colour: unknown key \"colour\" (hint: valid keys here: type, path)"),
+            at(19, 1, "storage.local.colour: unknown key \"colour\" (hint: valid keys here: type, path, retention)"),
         ]
     );
     // Display: one line per error.

@@ -237,9 +237,8 @@ fn storage_types() {
     assert_eq!(
         errors(text),
         vec![
-            at(2, 8, "storage.cloud.type: storage type \"s3\" is not supported yet (hint: only type = \"local\" is available in this version)"),
-            at(6, 8, "storage.disk.type: invalid storage type \"locl\" (expected local) (hint: did you mean \"local\"?)"),
-            at(10, 8, "storage.nfs.type: invalid storage type \"nfs\" (expected local) (hint: s3, azure and gcs are planned)"),
+            at(6, 8, "storage.disk.type: invalid storage type \"locl\" (expected local, s3, azure or gcs) (hint: did you mean \"local\"?)"),
+            at(10, 8, "storage.nfs.type: invalid storage type \"nfs\" (expected local, s3, azure or gcs) (hint: did you mean \"local\"? a network share is mounted and used as a local directory)"),
             at(11, 8, "storage.nfs.path: path must be an absolute path, found \"relative\" (hint: start it with \"/\")"),
         ]
     );

@@ -161,7 +161,7 @@ fn compressed_stream_damage_is_reported() {
         let path = Path::new("/b/db").join(name);
         // Cut short: never a clean end of stream.
         let cut = &stored[..stored.len() / 2];
-        let decoder = decoder_for(name, cut, &path).unwrap();
+        let decoder = crate::storage::reader::decoder_for(name, cut, &path).unwrap();
         let (_, err) = read_all_from(decoder, &path);
         let err = err.unwrap_or_else(|| panic!("{name}: truncation not detected"));
         assert!(
@@ -179,7 +179,7 @@ fn compressed_stream_damage_is_reported() {
         for b in &mut garbled[mid..mid + 16] {
             *b ^= 0x5a;
         }
-        let decoder = decoder_for(name, &garbled[..], &path).unwrap();
+        let decoder = crate::storage::reader::decoder_for(name, &garbled[..], &path).unwrap();
         let (_, err) = read_all_from(decoder, &path);
         assert!(err.is_some(), "{name}: corruption not detected");
     }

@@ -1,0 +1,175 @@
+//! Copies of a job's backups to the locations in its `copies` (a second
+//! directory, or an object store off-site).
+//!
+//! After every run of the job, each copy location is brought up to date on
+//! its own: every complete backup of the job in its primary storage that
+//! the location's retention would keep and that the location does not
+//! hold completely yet is copied, oldest first (so a chain arrives in
+//! order). A location that is down or refuses writes fails alone, is
+//! reported, and catches up on the next run; the primary backup is never
+//! affected. When a copy completes, the primary's manifest records it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{self, CopyRecord, Manifest, MANIFEST_FILE};
+use crate::config::{Config, Job};
+use crate::storage::{self, Location, StorageError};
+
+/// What happened at one copy location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// The `[storage.NAME]` and its directory or URL.
+    pub location: String,
+    pub url: String,
+    /// Backups copied this time, oldest first.
+    pub copied: Vec<String>,
+    /// Backups the location still lacks (including the failed one).
+    pub missing: usize,
+    /// Why the location could not be brought up to date.
+    pub error: Option<String>,
+}
+
+/// Brings every copy location of `job` up to date (see the module header).
+pub async fn sync_copies(cfg: &Config, job: &Job, now: DateTime<Utc>) -> Vec<CopyReport> {
+    let mut reports = Vec::new();
+    let Some(root) = cfg.storage.get(&job.storage).and_then(|s| s.local_path()) else {
+        return reports;
+    };
+    let root = root.to_path_buf();
+    for name in &job.copies {
+        let Some(config_location) = cfg.storage.get(name) else {
+            continue;
+        };
+        let mut report = CopyReport {
+            location: name.clone(),
+            url: name.clone(),
+            copied: Vec::new(),
+            missing: 0,
+            error: None,
+        };
+        if let Err(e) = sync_one(cfg, job, &root, config_location, now, &mut report).await {
+            report.error = Some(e);
+        }
+        reports.push(report);
+    }
+    reports
+}
+
+async fn sync_one(
+    cfg: &Config,
+    job: &Job,
+    root: &Path,
+    config_location: &crate::config::StorageLocation,
+    now: DateTime<Utc>,
+    report: &mut CopyReport,
+) -> Result<(), String> {
+    let target = Location::open(config_location).map_err(|e| crate::error_chain(&e))?;
+    report.url = target.describe();
+    let (primary, present) = {
+        let (root, target, job_name) = (root.to_path_buf(), target.clone(), job.name.clone());
+        tokio::task::spawn_blocking(move || {
+            // Every job's backups: retention judges a chain whole (an
+            // incremental job's backups hang off another job's full).
+            let primary = catalog::list_backups(&root, None).map_err(|e| {
+                format!(
+                    "cannot list the primary storage: {}",
+                    crate::error_chain(&e)
+                )
+            })?;
+            let present: BTreeSet<String> = catalog::list_location(&target, Some(&job_name))
+                .map_err(|e| crate::error_chain(&e))?
+                .into_iter()
+                .filter(|l| l.is_complete())
+                .map(|l| l.id)
+                .collect();
+            Ok::<_, String>((primary, present))
+        })
+        .await
+        .map_err(|e| e.to_string())??
+    };
+    let keep = crate::retention::prune::kept_at(cfg, &config_location.name, &primary, now);
+    let mut todo: Vec<&catalog::BackupListing> = primary
+        .iter()
+        .filter(|l| l.job == job.name && l.is_complete())
+        .filter(|l| !present.contains(&l.id) && keep.contains(&l.id))
+        .collect();
+    // Oldest first: a chain's full before its incrementals.
+    todo.reverse();
+    report.missing = todo.len();
+    for listing in todo {
+        let Some(manifest) = &listing.manifest else {
+            continue;
+        };
+        let bytes = manifest.to_json();
+        storage::copy_backup(
+            &listing.path,
+            &manifest.files,
+            &bytes,
+            &target,
+            &job.name,
+            &listing.id,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "copying backup {} failed: {}",
+                listing.id,
+                crate::error_chain(&e)
+            )
+        })?;
+        tracing::info!(job = %job.name, backup_id = %listing.id, "Copied backup {} of job \"{}\" to storage \"{}\" ({}).", listing.id, job.name, report.location, report.url);
+        report.copied.push(listing.id.clone());
+        report.missing -= 1;
+        let record = CopyRecord {
+            location: report.location.clone(),
+            url: report.url.clone(),
+            completed_at: Utc::now(),
+        };
+        if let Err(e) = record_copy(&listing.path, record).await {
+            // The copy is complete where it went (its manifest is there);
+            // only the primary's record of it is missing.
+            tracing::warn!(job = %job.name, backup_id = %listing.id, "The copy of backup {} is complete, but its manifest could not record it: {}.", listing.id, crate::error_chain(&e));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `record` to the manifest in `dir`, replacing the file atomically
+/// (written beside the backup, fsynced, renamed over it) so a reader sees
+/// the old or the new manifest, never a torn one.
+async fn record_copy(dir: &Path, record: CopyRecord) -> Result<(), StorageError> {
+    let dir = dir.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, "read", e))?;
+        let mut manifest =
+            Manifest::from_json(&bytes, &path).map_err(|e| StorageError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        manifest.copies.retain(|c| c.location != record.location);
+        manifest.copies.push(record);
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Beside the backup directory, hidden, so it is never taken for a
+        // file of the backup or a backup of its own.
+        let job_dir = dir.parent().unwrap_or(&dir).to_path_buf();
+        let tmp = job_dir.join(format!(".manifest-{id}.tmp"));
+        std::fs::write(&tmp, manifest.to_json()).map_err(|e| StorageError::io(&tmp, "write", e))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StorageError::io(&tmp, "fsync", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, "replace", e))?;
+        std::fs::File::open(&dir)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StorageError::io(&dir, "fsync", e))
+    });
+    done.await.map_err(|e| {
+        StorageError::io(Path::new(MANIFEST_FILE), "update", std::io::Error::other(e))
+    })?
+}
