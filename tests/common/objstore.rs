@@ -554,6 +554,18 @@ impl S3Server {
         )
     }
 
+    /// A location with this server's credentials (secret files), `prefix`
+    /// ("" or ending in "/") and `part_size`, with a [`TEST_TIMEOUT`]
+    /// request timeout. (Also through [`ObjectServer`].)
+    pub fn storage_location(&self, name: &str, prefix: &str, part_size: u64) -> StorageLocation {
+        self.location(name, prefix, part_size, &self.secret_key_file)
+    }
+
+    /// `[storage.NAME]` with prefix "mongo-backupd/" and part_size "1MiB".
+    pub fn toml_section(&self, name: &str) -> String {
+        self.toml_section_with(name, "mongo-backupd/", "1MiB")
+    }
+
     /// `[storage.NAME]` with `prefix` and `part_size` (e.g. "1MiB").
     pub fn toml_section_with(&self, name: &str, prefix: &str, part_size: &str) -> String {
         format!(
@@ -591,7 +603,7 @@ impl ObjectServer for S3Server {
     }
 
     fn storage_location(&self, name: &str, prefix: &str, part_size: u64) -> StorageLocation {
-        self.location(name, prefix, part_size, &self.secret_key_file)
+        S3Server::storage_location(self, name, prefix, part_size)
     }
 
     fn storage_location_with_secret(
@@ -606,7 +618,7 @@ impl ObjectServer for S3Server {
     }
 
     fn toml_section(&self, name: &str) -> String {
-        self.toml_section_with(name, "mongo-backupd/", "1MiB")
+        S3Server::toml_section(self, name)
     }
 
     fn stored_parts(&self, full_key: &str) -> Option<usize> {
@@ -856,6 +868,18 @@ impl Azurite {
         )
     }
 
+    /// A location with this server's credentials (secret files), `prefix`
+    /// ("" or ending in "/") and `part_size`, with a [`TEST_TIMEOUT`]
+    /// request timeout. (Also through [`ObjectServer`].)
+    pub fn storage_location(&self, name: &str, prefix: &str, part_size: u64) -> StorageLocation {
+        self.location(name, prefix, part_size, &self.key_file)
+    }
+
+    /// `[storage.NAME]` with prefix "mongo-backupd/" and part_size "1MiB".
+    pub fn toml_section(&self, name: &str) -> String {
+        self.toml_section_with(name, "mongo-backupd/", "1MiB")
+    }
+
     /// `[storage.NAME]` with `prefix` and `part_size` (e.g. "1MiB").
     pub fn toml_section_with(&self, name: &str, prefix: &str, part_size: &str) -> String {
         format!(
@@ -892,7 +916,7 @@ impl ObjectServer for Azurite {
     }
 
     fn storage_location(&self, name: &str, prefix: &str, part_size: u64) -> StorageLocation {
-        self.location(name, prefix, part_size, &self.key_file)
+        Azurite::storage_location(self, name, prefix, part_size)
     }
 
     fn storage_location_with_secret(
@@ -907,7 +931,7 @@ impl ObjectServer for Azurite {
     }
 
     fn toml_section(&self, name: &str) -> String {
-        self.toml_section_with(name, "mongo-backupd/", "1MiB")
+        Azurite::toml_section(self, name)
     }
 
     fn stored_parts(&self, full_key: &str) -> Option<usize> {
