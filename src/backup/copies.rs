@@ -39,6 +39,23 @@ pub async fn sync_copies(cfg: &Config, job: &Job, now: DateTime<Utc>) -> Vec<Cop
         return reports;
     };
     let root = root.to_path_buf();
+    // Listed once for every copy location: every job's backups, because
+    // retention judges a chain whole (an incremental job's backups hang
+    // off another job's full).
+    let primary = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || catalog::list_backups(&root, None))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|listed| {
+                listed.map_err(|e| {
+                    format!(
+                        "cannot list the primary storage: {}",
+                        crate::error_chain(&e)
+                    )
+                })
+            })
+    };
     for name in &job.copies {
         let Some(config_location) = cfg.storage.get(name) else {
             continue;
@@ -50,7 +67,11 @@ pub async fn sync_copies(cfg: &Config, job: &Job, now: DateTime<Utc>) -> Vec<Cop
             missing: 0,
             error: None,
         };
-        if let Err(e) = sync_one(cfg, job, &root, config_location, now, &mut report).await {
+        let synced = match &primary {
+            Ok(primary) => sync_one(cfg, job, primary, config_location, now, &mut report).await,
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = synced {
             report.error = Some(e);
         }
         reports.push(report);
@@ -61,36 +82,25 @@ pub async fn sync_copies(cfg: &Config, job: &Job, now: DateTime<Utc>) -> Vec<Cop
 async fn sync_one(
     cfg: &Config,
     job: &Job,
-    root: &Path,
+    primary: &[catalog::BackupListing],
     config_location: &crate::config::StorageLocation,
     now: DateTime<Utc>,
     report: &mut CopyReport,
 ) -> Result<(), String> {
     let target = Location::open(config_location).map_err(|e| crate::error_chain(&e))?;
     report.url = target.describe();
-    let (primary, present) = {
-        let (root, target, job_name) = (root.to_path_buf(), target.clone(), job.name.clone());
-        tokio::task::spawn_blocking(move || {
-            // Every job's backups: retention judges a chain whole (an
-            // incremental job's backups hang off another job's full).
-            let primary = catalog::list_backups(&root, None).map_err(|e| {
-                format!(
-                    "cannot list the primary storage: {}",
-                    crate::error_chain(&e)
-                )
-            })?;
-            let present: BTreeSet<String> = catalog::list_location(&target, Some(&job_name))
-                .map_err(|e| crate::error_chain(&e))?
-                .into_iter()
-                .filter(|l| l.is_complete())
-                .map(|l| l.id)
-                .collect();
-            Ok::<_, String>((primary, present))
-        })
-        .await
-        .map_err(|e| e.to_string())??
+    let present: BTreeSet<String> = {
+        let (target, job_name) = (target.clone(), job.name.clone());
+        tokio::task::spawn_blocking(move || catalog::list_location(&target, Some(&job_name)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| crate::error_chain(&e))?
+            .into_iter()
+            .filter(|l| l.is_complete())
+            .map(|l| l.id)
+            .collect()
     };
-    let keep = crate::retention::prune::kept_at(cfg, &config_location.name, &primary, now);
+    let keep = crate::retention::prune::kept_at(cfg, &config_location.name, primary, now);
     let mut todo: Vec<&catalog::BackupListing> = primary
         .iter()
         .filter(|l| l.job == job.name && l.is_complete())

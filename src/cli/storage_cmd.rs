@@ -197,13 +197,7 @@ pub(super) async fn verify(
         Err(code) => return code,
     };
     let shown = files.path();
-    let checked = tokio::task::spawn_blocking(move || {
-        let report = catalog::verify_backup(&files)?;
-        // The identity is checked against the manifest's recipients so a
-        // wrong key is named as such, not as damage.
-        Ok::<_, catalog::CatalogError>(report)
-    })
-    .await;
+    let checked = tokio::task::spawn_blocking(move || catalog::verify_backup(&files)).await;
     match checked {
         Ok(Ok(report)) => {
             print!("{}", report.render());
