@@ -77,6 +77,14 @@ pub enum JobError {
         #[source]
         source: Box<crate::storage::crypt::CryptError>,
     },
+    #[error(
+        "{config}: job \"{job}\" is a {kind} job: it restores backups rather than taking them"
+    )]
+    NotABackupJob {
+        config: PathBuf,
+        job: String,
+        kind: crate::config::JobKind,
+    },
     #[error("{config}: {source}")]
     Uri {
         config: PathBuf,
@@ -100,6 +108,13 @@ impl BackupRequest {
             job: name.to_string(),
             known: cfg.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
+        if !job.kind.makes_backups() {
+            return Err(JobError::NotABackupJob {
+                config: cfg.path.clone(),
+                job: name.to_string(),
+                kind: job.kind,
+            });
+        }
         // Validation guarantees that a job's source and storage exist.
         let (Some(src), Some(store)) =
             (cfg.sources.get(&job.source), cfg.storage.get(&job.storage))
@@ -147,7 +162,8 @@ impl BackupRequest {
             kind: match job.kind {
                 JobKind::Full => BackupKind::Full,
                 JobKind::Incremental => BackupKind::Incremental,
-                JobKind::Manual => BackupKind::Manual,
+                // Drills and standbys were refused above.
+                JobKind::Manual | JobKind::Drill | JobKind::Standby => BackupKind::Manual,
             },
             compression,
             selection: job.selection.clone(),

@@ -19,6 +19,7 @@
 pub mod alerts;
 mod build;
 mod build_alerts;
+mod build_drill;
 mod build_http;
 mod build_job;
 mod duration;
@@ -38,8 +39,8 @@ pub use alerts::{AlertSettings, EmailSettings, SecretSource, SmtpTls};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Backend, CompressionSetting, Config, DaemonSettings, Encryption, HttpSettings, Job, JobKind,
-    LogLevel, LogRotation, ObjectService, ObjectSettings, RetentionPolicy, Source, StorageLocation,
+    Backend, CompressionSetting, Config, DaemonSettings, DrillPoint, Encryption, HttpSettings, Job, JobKind,
+    LogLevel, LogRotation, ObjectService, ObjectSettings, RestoreTarget, RetentionPolicy, Source, StorageLocation,
     UriSpec, DEFAULT_CONTROL_SOCKET,
 };
 pub use schedule::{next_fires, Schedule, ScheduleError};

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::commands::{fail, load_config};
 use super::{exit, ConfigArg};
-use crate::config::{self, JobKind};
+use crate::config;
 use crate::daemon::{Control, Daemon, Notifier};
 use crate::history::{self, HistoryFilter};
 use tracing_appender::non_blocking::WorkerGuard;
@@ -175,16 +175,20 @@ pub fn check_config(arg: &ConfigArg, count: usize, details: bool) -> u8 {
         println!("{}: valid, {} jobs.", cfg.path.display(), cfg.jobs.len());
     }
     for (name, job) in &cfg.jobs {
-        let kind = match job.kind {
-            JobKind::Full => "full",
-            JobKind::Incremental => "incremental",
-            JobKind::Manual => "manual",
-        };
+        let kind = job.kind.as_str();
         let schedule = job.schedule.as_ref().map(|s| s.as_str().to_string());
+        let reads = match &job.restore_target {
+            Some(t) if t.prefix.is_empty() => {
+                format!("restores job {} into source {}", t.from, t.target)
+            }
+            Some(t) => format!(
+                "restores job {} into source {} (databases prefixed {:?})",
+                t.from, t.target, t.prefix
+            ),
+            None => format!("source {}, storage {}", job.source, job.storage),
+        };
         println!(
-            "\njob {name}: {kind}, source {}, storage {}, schedule {} ({}){}",
-            job.source,
-            job.storage,
+            "\njob {name}: {kind}, {reads}, schedule {} ({}){}",
             schedule.as_deref().unwrap_or("none (on request only)"),
             job.timezone,
             if job.enabled { "" } else { ", disabled" }

@@ -12,6 +12,7 @@ use toml_edit::Document;
 
 use super::alerts::AlertSettings;
 use super::build_alerts;
+use super::build_drill;
 use super::build_http;
 use super::build_job::{self, Names};
 
@@ -117,8 +118,19 @@ pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         storage_types,
     };
     let mut jobs = BTreeMap::new();
-    for (name, section) in named_tables(&mut sink, &root, "jobs", "job") {
+    let (readers, writers): (Vec<_>, Vec<_>) = named_tables(&mut sink, &root, "jobs", "job")
+        .into_iter()
+        .partition(|(_, section)| build_drill::is_reader(section));
+    for (name, section) in writers {
         if let Some(job) = build_job::job(&mut sink, &name, &section, &names, daemon.timezone) {
+            jobs.insert(name, job);
+        }
+    }
+    // Drills and standbys take their source and storage from the backup
+    // job they read, so they come second.
+    for (name, section) in readers {
+        let job = build_drill::job(&mut sink, &name, &section, &names, &jobs, daemon.timezone);
+        if let Some(job) = job {
             jobs.insert(name, job);
         }
     }

@@ -98,7 +98,9 @@ pub(crate) fn job(
         section.missing(
             sink,
             "kind",
-            Some("kind = \"full\", \"incremental\" or \"manual\"".to_string()),
+            Some(
+                "kind = \"full\", \"incremental\", \"manual\", \"drill\" or \"standby\"".to_string(),
+            ),
         );
         None
     };
@@ -154,12 +156,13 @@ pub(crate) fn job(
         enabled: enabled?,
         alert_to: alert_to?,
         stale_after: stale_after?,
+        restore_target: None,
     })
 }
 
 /// `Some(None)`: not set. Staleness is measured against the schedule, so a
 /// job run only on request cannot be stale.
-fn stale_after(
+pub(super) fn stale_after(
     sink: &mut Sink<'_>,
     section: &Section<'_>,
     kind: Option<JobKind>,
@@ -184,7 +187,7 @@ fn stale_after(
 }
 
 /// A required name of a `[sources.*]` / `[storage.*]` table that exists.
-fn reference(
+pub(super) fn reference(
     sink: &mut Sink<'_>,
     section: &Section<'_>,
     key: &str,
@@ -462,7 +465,7 @@ fn recipient(text: &str) -> Result<String, (String, String)> {
 }
 
 /// The message and hint for a name not defined in `[table.*]`.
-fn undefined(table: &str, name: &str, defined: &[String]) -> (String, String) {
+pub(super) fn undefined(table: &str, name: &str, defined: &[String]) -> (String, String) {
     let listed = if defined.is_empty() {
         format!("there are no [{table}.*] tables")
     } else {
@@ -479,7 +482,7 @@ fn undefined(table: &str, name: &str, defined: &[String]) -> (String, String) {
 }
 
 /// `Some(None)`: no schedule, and none needed.
-fn schedule(
+pub(super) fn schedule(
     sink: &mut Sink<'_>,
     section: &Section<'_>,
     kind: Option<JobKind>,
@@ -735,7 +738,7 @@ fn patterns(
     ok.then_some(out)
 }
 
-fn bool_or(sink: &mut Sink<'_>, section: &Section<'_>, key: &str, default: bool) -> Option<bool> {
+pub(super) fn bool_or(sink: &mut Sink<'_>, section: &Section<'_>, key: &str, default: bool) -> Option<bool> {
     match section.contains(key) {
         true => section.boolean(sink, key),
         false => Some(default),

@@ -478,6 +478,41 @@ pub struct Job {
     /// No success for this long makes the job stale; `None`: the schedule's
     /// interval times `[alerts] stale_factor`.
     pub stale_after: Option<Duration>,
+    /// Drill and standby jobs: whose backups they restore, and where to.
+    /// `None` for backup jobs. Such a job's `source` and `storage` are
+    /// those of the job it reads, so listings and alerts find its backups.
+    pub restore_target: Option<RestoreTarget>,
+}
+
+/// What a drill or standby job restores, and where to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestoreTarget {
+    /// `from`: the full or incremental job whose backups are read. Both
+    /// kinds share a chain per source, so either names it.
+    pub from: String,
+    /// `target`: the `[sources.NAME]` restored into.
+    pub target: String,
+    /// `prefix`: prepended to every database name on the target, so a
+    /// drill can share a server with real data (drills: "drill_"; standby:
+    /// none, the standby is meant to look like the source).
+    pub prefix: String,
+    /// `identity_file`: the age identity for encrypted backups.
+    pub identity_file: Option<std::path::PathBuf>,
+    /// Drills: which instant is restored.
+    pub point: DrillPoint,
+    /// Drills: documents per collection compared byte for byte.
+    pub sample: u32,
+}
+
+/// `point` of a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillPoint {
+    /// The newest instant the backups restore to.
+    Newest,
+    /// An instant drawn at random inside the restorable window, so drills
+    /// over time exercise old chains and long replays too.
+    Random,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -489,16 +524,24 @@ pub enum JobKind {
     Incremental,
     /// A full backup run only on request (or on its optional schedule).
     Manual,
+    /// A restore drill: restores another job's backups into a scratch
+    /// target, checks them and drops them again.
+    Drill,
+    /// Keeps a target database in sync from another job's backups.
+    Standby,
 }
 
 impl JobKind {
-    pub(crate) const NAMES: [&'static str; 3] = ["full", "incremental", "manual"];
+    pub(crate) const NAMES: [&'static str; 5] =
+        ["full", "incremental", "manual", "drill", "standby"];
 
     pub(crate) fn from_name(name: &str) -> Option<JobKind> {
         Some(match name {
             "full" => JobKind::Full,
             "incremental" => JobKind::Incremental,
             "manual" => JobKind::Manual,
+            "drill" => JobKind::Drill,
+            "standby" => JobKind::Standby,
             _ => return None,
         })
     }
@@ -508,7 +551,14 @@ impl JobKind {
             JobKind::Full => "full",
             JobKind::Incremental => "incremental",
             JobKind::Manual => "manual",
+            JobKind::Drill => "drill",
+            JobKind::Standby => "standby",
         }
+    }
+
+    /// Whether runs of this kind write backups (rather than read them).
+    pub fn makes_backups(self) -> bool {
+        matches!(self, JobKind::Full | JobKind::Incremental | JobKind::Manual)
     }
 
     /// The product's canonical retention when a job sets none: full
@@ -518,6 +568,8 @@ impl JobKind {
             JobKind::Full => 30,
             JobKind::Incremental => 7,
             JobKind::Manual => 90,
+            // Drills and standbys keep no backups of their own.
+            JobKind::Drill | JobKind::Standby => 0,
         };
         Duration::from_secs(days * 86_400)
     }

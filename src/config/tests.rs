@@ -13,6 +13,7 @@ mod http;
 mod model;
 mod schedule;
 mod selection;
+mod drill;
 mod storage;
 
 use std::path::Path;

@@ -165,7 +165,7 @@ fn missing_required_keys_point_at_the_table_header() {
         vec![
             at(8, 1, "jobs.prod-full.source: missing required key \"source\" (hint: defined: \"prod\", \"backup\")"),
             at(8, 1, "jobs.prod-full.storage: missing required key \"storage\" (hint: defined: \"local\", \"nas\")"),
-            at(8, 1, "jobs.prod-full.kind: missing required key \"kind\" (hint: kind = \"full\", \"incremental\" or \"manual\")"),
+            at(8, 1, "jobs.prod-full.kind: missing required key \"kind\" (hint: kind = \"full\", \"incremental\", \"manual\", \"drill\" or \"standby\")"),
             at(10, 1, "sources.backup.uri: missing required key \"uri\" (hint: set exactly one of uri, uri_file (a file holding the URI) or uri_env (an environment variable holding it))"),
             at(13, 1, "storage.nas.type: missing required key \"type\" (hint: type = \"local\")"),
             at(13, 1, "storage.nas.path: missing required key \"path\" (hint: the directory backups go to, e.g. path = \"/var/backups/mongo-backupd\")"),

@@ -270,11 +270,11 @@ fn job_kinds() {
     };
     assert_eq!(
         kind("differential"),
-        at(11, 8, "jobs.prod-full.kind: invalid job kind \"differential\" (expected full, incremental or manual)")
+        at(11, 8, "jobs.prod-full.kind: invalid job kind \"differential\" (expected full, incremental, manual, drill or standby)")
     );
     assert_eq!(
         kind("Full"),
-        at(11, 8, "jobs.prod-full.kind: invalid job kind \"Full\" (expected full, incremental or manual) (hint: did you mean \"full\"?)")
+        at(11, 8, "jobs.prod-full.kind: invalid job kind \"Full\" (expected full, incremental, manual, drill or standby) (hint: did you mean \"full\"?)")
     );
 }
 
