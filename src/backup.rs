@@ -490,6 +490,7 @@ async fn full_with(
         bridge,
         encryption: None,
         copies: Vec::new(),
+        drills: Vec::new(),
     };
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);

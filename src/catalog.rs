@@ -11,6 +11,7 @@
 
 mod listing;
 mod manifest;
+mod update;
 mod verify;
 
 #[cfg(test)]
@@ -20,9 +21,10 @@ use std::path::PathBuf;
 
 pub use listing::{list_backups, list_location, BackupListing, BackupStatus};
 pub use manifest::{
-    new_backup_id, BackupKind, BridgeRecord, CollectionRecord, CopyRecord, EncryptionRecord,
-    Manifest, OpTime, OplogRecord,
+    new_backup_id, BackupKind, BridgeRecord, CollectionRecord, CopyRecord, DrillRecord,
+    EncryptionRecord, Manifest, OpTime, OplogRecord, DRILLS_KEPT,
 };
+pub use update::{update_manifest, update_manifest_blocking};
 pub use verify::{verify_backup, Problem, ProblemKind, VerifyReport};
 
 use crate::storage::StorageError;

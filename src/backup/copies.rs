@@ -14,7 +14,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{self, CopyRecord, Manifest, MANIFEST_FILE};
+use crate::catalog::{self, CopyRecord};
 use crate::config::{Config, Job};
 use crate::storage::{self, Location, StorageError};
 
@@ -87,6 +87,22 @@ async fn sync_one(
     now: DateTime<Utc>,
     report: &mut CopyReport,
 ) -> Result<(), String> {
+    let keep = crate::retention::prune::kept_at(cfg, &config_location.name, primary, now);
+    let wanted: Vec<&catalog::BackupListing> = primary
+        .iter()
+        .filter(|l| l.job == job.name && l.is_complete() && keep.contains(&l.id))
+        .collect();
+    // Counted before the location is reached, from what the primary's
+    // manifests record as copied there: a location that cannot even be
+    // listed must not be reported as missing nothing.
+    report.missing = wanted
+        .iter()
+        .filter(|l| {
+            !l.manifest
+                .as_ref()
+                .is_some_and(|m| m.copies.iter().any(|c| c.location == config_location.name))
+        })
+        .count();
     let target = Location::open(config_location).map_err(|e| crate::error_chain(&e))?;
     report.url = target.describe();
     let present: BTreeSet<String> = {
@@ -100,11 +116,9 @@ async fn sync_one(
             .map(|l| l.id)
             .collect()
     };
-    let keep = crate::retention::prune::kept_at(cfg, &config_location.name, primary, now);
-    let mut todo: Vec<&catalog::BackupListing> = primary
-        .iter()
-        .filter(|l| l.job == job.name && l.is_complete())
-        .filter(|l| !present.contains(&l.id) && keep.contains(&l.id))
+    let mut todo: Vec<&catalog::BackupListing> = wanted
+        .into_iter()
+        .filter(|l| !present.contains(&l.id))
         .collect();
     // Oldest first: a chain's full before its incrementals.
     todo.reverse();
@@ -147,39 +161,13 @@ async fn sync_one(
     Ok(())
 }
 
-/// Adds `record` to the manifest in `dir`, replacing the file atomically
-/// (written beside the backup, fsynced, renamed over it) so a reader sees
-/// the old or the new manifest, never a torn one.
+/// Adds `record` to the manifest in `dir` (replacing an older record of
+/// the same location).
 async fn record_copy(dir: &Path, record: CopyRecord) -> Result<(), StorageError> {
-    let dir = dir.to_path_buf();
-    let done = tokio::task::spawn_blocking(move || {
-        let path = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, "read", e))?;
-        let mut manifest =
-            Manifest::from_json(&bytes, &path).map_err(|e| StorageError::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+    crate::catalog::update_manifest_blocking(dir, move |manifest| {
         manifest.copies.retain(|c| c.location != record.location);
         manifest.copies.push(record);
-        let id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Beside the backup directory, hidden, so it is never taken for a
-        // file of the backup or a backup of its own.
-        let job_dir = dir.parent().unwrap_or(&dir).to_path_buf();
-        let tmp = job_dir.join(format!(".manifest-{id}.tmp"));
-        std::fs::write(&tmp, manifest.to_json()).map_err(|e| StorageError::io(&tmp, "write", e))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StorageError::io(&tmp, "fsync", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, "replace", e))?;
-        std::fs::File::open(&dir)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StorageError::io(&dir, "fsync", e))
-    });
-    done.await.map_err(|e| {
-        StorageError::io(Path::new(MANIFEST_FILE), "update", std::io::Error::other(e))
-    })?
+    })
+    .await
+    .map(drop)
 }

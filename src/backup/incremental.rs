@@ -167,5 +167,6 @@ pub(super) fn manifest(
         bridge: None,
         encryption: None,
         copies: Vec::new(),
+        drills: Vec::new(),
     }
 }

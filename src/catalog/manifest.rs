@@ -156,6 +156,32 @@ pub struct Manifest {
     /// is updated; a copy's manifest is the primary's at upload time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyRecord>,
+    /// Restore drills that passed on this backup (as the newest backup of
+    /// the instant they restored), oldest first, the last
+    /// [`DRILLS_KEPT`] only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillRecord>,
+}
+
+/// How many drill records a manifest keeps: enough to show a habit.
+pub const DRILLS_KEPT: usize = 10;
+
+/// A restore drill that passed: the backups up to this one restored into a
+/// scratch database and matched what they hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRecord {
+    /// The drill job.
+    pub job: String,
+    pub verified_at: DateTime<Utc>,
+    /// The instant restored (the newest, or one drawn at random).
+    pub restored_to: OpTime,
+    /// The `[sources.NAME]` restored into.
+    pub target: String,
+    pub collections: u64,
+    pub documents: u64,
+    /// Documents compared byte for byte with the backup.
+    pub sampled: u64,
 }
 
 /// How a backup's data files are encrypted. The manifest itself stays

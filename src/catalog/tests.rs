@@ -108,6 +108,7 @@ fn build(
         bridge: None,
         encryption: None,
         copies: Vec::new(),
+        drills: Vec::new(),
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();
     (dir, manifest)

@@ -206,6 +206,7 @@ fn verify_walks_documents_even_when_checksums_match() {
         bridge: None,
         encryption: None,
         copies: Vec::new(),
+        drills: Vec::new(),
     };
     let dir = writer.commit(&manifest.to_json()).unwrap();
     let report = verify_backup(&BackupFiles::local(&dir)).unwrap();
