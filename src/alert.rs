@@ -26,7 +26,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use event::{Event, Failure, GapRestart, JobRef, Operation};
+pub use event::{Event, Failure, GapRestart, JobRef, Operation, Reseed};
 pub use outbox::{DeliveryState, SharedDelivery};
 use policy::{AlertState, Limits, Outgoing};
 use stale::Health;

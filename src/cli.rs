@@ -5,6 +5,8 @@ mod alert_cmd;
 mod commands;
 mod control_cmd;
 mod daemon_cmd;
+mod drill_cmd;
+mod export_cmd;
 mod generate;
 mod storage_cmd;
 
@@ -107,6 +109,28 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a MongoDB deployment.
     Restore(RestoreArgs),
+    /// Write a backup's collections (at its consistent point or at a point
+    /// in time) as Extended JSON or CSV files, without a server; with
+    /// --sample and --redact for sanitized test data.
+    Export(export_cmd::ExportArgs),
+    /// Run a drill job once now: restore its job's backups into the
+    /// scratch target (databases prefixed), check them, drop them.
+    Drill {
+        /// The drill job.
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Run a standby job once now: seed the standby if needed, then apply
+    /// the backups that continue its chain.
+    StandbySync {
+        /// The standby job.
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Check a backup: checksums, BSON, document counts against the manifest.
     Verify {
         /// The backup directory (the one holding manifest.json), or with

@@ -39,9 +39,9 @@ pub use alerts::{AlertSettings, EmailSettings, SecretSource, SmtpTls};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Backend, CompressionSetting, Config, DaemonSettings, DrillPoint, Encryption, HttpSettings, Job, JobKind,
-    LogLevel, LogRotation, ObjectService, ObjectSettings, RestoreTarget, RetentionPolicy, Source, StorageLocation,
-    UriSpec, DEFAULT_CONTROL_SOCKET,
+    Backend, CompressionSetting, Config, DaemonSettings, DrillPoint, Encryption, HttpSettings, Job,
+    JobKind, LogLevel, LogRotation, ObjectService, ObjectSettings, RestoreTarget, RetentionPolicy,
+    Source, StorageLocation, UriSpec, DEFAULT_CONTROL_SOCKET,
 };
 pub use schedule::{next_fires, Schedule, ScheduleError};
 pub use selection::{Pattern, Selection};

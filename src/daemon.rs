@@ -105,6 +105,8 @@ pub struct Daemon {
     /// Jobs whose scheduling an operator paused (persisted).
     paused: BTreeMap<String, paused::Pause>,
     stats: BTreeMap<String, status::JobStats>,
+    /// Where each standby stands, from its last successful sync.
+    standby_positions: BTreeMap<String, crate::standby::Position>,
     started_at: DateTime<Utc>,
     config_loaded_at: DateTime<Utc>,
 }
@@ -153,6 +155,7 @@ impl Daemon {
             requests: Some(requests),
             paused,
             stats: status::seed(&history),
+            standby_positions: BTreeMap::new(),
             started_at: now,
             config_loaded_at: now,
         };
@@ -298,12 +301,11 @@ impl Daemon {
         let Some(sj) = self.jobs.get(name) else {
             return;
         };
-        let request = crate::backup::BackupRequest::for_job(&self.config, name, None);
         self.runs.start(runs::RunSpec {
             job: name.to_string(),
             kind: sj.job.kind,
             scheduled: Some(scheduled),
-            request,
+            work: runs::Work::for_job(&self.config, name, None),
             requested_by: None,
             note: None,
         });
@@ -341,11 +343,53 @@ impl Daemon {
             }
         });
         self.report(&done);
+        if let Some(position) = &done.standby {
+            self.standby_positions
+                .insert(done.job.clone(), position.clone());
+            if let Some(why) = &done.reseeded {
+                self.report_reseed(&done.job, why, position);
+            }
+        }
+        if done.success {
+            self.start_standbys(&done.job);
+        }
         if done.gap {
             let error = done.failure.as_ref().map(|f| f.error.clone());
             self.restart_chain(&done.job, error.unwrap_or_default());
         }
         self.after_run(&done.job, done.success);
+    }
+
+    /// A backup of `job` landed: the standbys following its source apply it
+    /// now rather than at their next scheduled sync.
+    fn start_standbys(&mut self, job: &str) {
+        let Some(source) = self
+            .jobs
+            .get(job)
+            .filter(|sj| sj.job.kind.makes_backups())
+            .map(|sj| sj.job.source.clone())
+        else {
+            return;
+        };
+        let standbys: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(name, sj)| {
+                sj.job.kind == config::JobKind::Standby
+                    && sj.job.source == source
+                    && sj.job.enabled
+                    && !sj.state.running
+                    && !self.paused.contains_key(*name)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in standbys {
+            tracing::info!(job = %name, "Standby \"{name}\" syncs now: a backup of job \"{job}\" completed.");
+            if let Some(sj) = self.jobs.get_mut(&name) {
+                sj.state.running = true;
+            }
+            self.start(&name, Utc::now());
+        }
     }
 
     /// How long to sleep: until the next fire of any job, at most

@@ -15,6 +15,8 @@ pub mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod drill;
+pub mod export;
 pub mod history;
 pub mod http;
 pub mod restore;
@@ -22,6 +24,7 @@ pub mod retention;
 pub mod schedule;
 pub mod signal;
 pub mod source;
+pub mod standby;
 pub mod storage;
 
 /// An error with its causes, as one line (what logs and mails show).

@@ -266,7 +266,7 @@ pub(crate) fn check_identity(files: &BackupFiles, manifest: &Manifest) -> Result
     Ok(())
 }
 
-async fn metadata(
+pub(crate) async fn metadata(
     dir: &BackupFiles,
     manifest: &Manifest,
     rel: &str,
@@ -294,7 +294,10 @@ async fn metadata(
 }
 
 /// A metadata field as BSON (the file holds canonical Extended JSON).
-fn ext_json_doc(value: Option<&serde_json::Value>, what: &str) -> Result<Document, RestoreError> {
+pub(crate) fn ext_json_doc(
+    value: Option<&serde_json::Value>,
+    what: &str,
+) -> Result<Document, RestoreError> {
     match value {
         None => Ok(Document::new()),
         Some(v) => match bson::Bson::try_from(v.clone()) {

@@ -68,6 +68,19 @@ pub struct GapRestart {
     pub reason: Option<String>,
 }
 
+/// A standby had to be seeded again from a full backup: for a while it
+/// was not following the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseed {
+    pub job: JobRef,
+    /// Why its chain stopped.
+    pub reason: String,
+    /// The full it was seeded from.
+    pub full_id: String,
+    /// The instant of the source it reflects now.
+    pub position: DateTime<Utc>,
+}
+
 /// A stale job: no success for longer than its schedule allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stale {
@@ -101,6 +114,7 @@ pub struct Recovery {
 pub enum Event {
     Failed(Failure),
     Gap(GapRestart),
+    Reseeded(Reseed),
     ReloadRejected {
         path: PathBuf,
         errors: Vec<String>,
@@ -141,6 +155,7 @@ impl Event {
             Event::ReloadRejected { errors, .. } => Key::Reload(errors.join("\n")),
             Event::SchedulerStuck { .. } => Key::Scheduler,
             Event::Gap(g) => Key::Once(format!("gap {}", g.job.job)),
+            Event::Reseeded(r) => Key::Once(format!("reseed {}", r.job.job)),
             Event::SchedulerResumed { .. } => Key::Once("scheduler resumed".into()),
             Event::Recovered(r) => Key::Once(format!("recovered {}", r.job.job)),
             Event::Test => Key::Once("test".into()),
@@ -158,6 +173,7 @@ impl Event {
         match self {
             Event::Failed(f) => Some(&f.job.job),
             Event::Gap(g) => Some(&g.job.job),
+            Event::Reseeded(r) => Some(&r.job.job),
             Event::Stale(s) => Some(&s.job.job),
             Event::Recovered(r) => Some(&r.job.job),
             _ => None,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::event::{Event, Failure, GapRestart, JobRef, Operation, Recovery, Stale};
+use super::event::{Event, Failure, GapRestart, JobRef, Operation, Recovery, Reseed, Stale};
 use super::policy::{Mailing, Outgoing};
 use crate::config::format_duration;
 
@@ -47,7 +47,13 @@ fn since(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
 
 fn operation_of(job: &JobRef, op: Operation) -> String {
     match op {
-        Operation::Backup => format!("{} backup", job.kind),
+        // Drills and standbys have no operation of their own: their run is
+        // what fails or recovers.
+        Operation::Backup => match job.kind.as_str() {
+            "drill" => "restore drill".to_string(),
+            "standby" => "standby sync".to_string(),
+            kind => format!("{kind} backup"),
+        },
         Operation::Retention => "retention".to_string(),
         Operation::Copy => "copy to other storage".to_string(),
     }
@@ -81,9 +87,18 @@ pub fn headline(event: &Event) -> String {
             errors.len(),
             if errors.len() == 1 { "" } else { "s" }
         ),
+        Event::Reseeded(r) => format!(
+            "STANDBY RE-SEEDED: job \"{}\" on {} lost its chain",
+            r.job.job,
+            r.job.first_host()
+        ),
         Event::Stale(s) => format!(
-            "STALE {} backups of job \"{}\" on {}",
-            s.job.kind,
+            "STALE {} of job \"{}\" on {}",
+            match s.job.kind.as_str() {
+                "drill" => "restore drills".to_string(),
+                "standby" => "standby syncs".to_string(),
+                kind => format!("{kind} backups"),
+            },
             s.job.job,
             s.job.first_host()
         ),
@@ -142,6 +157,7 @@ pub fn render(out: &Outgoing, ctx: &Context<'_>) -> Rendered {
     match &out.event {
         Event::Failed(f) => failure(&mut body, f, ctx),
         Event::Gap(g) => gap(&mut body, g),
+        Event::Reseeded(r) => reseed(&mut body, r),
         Event::ReloadRejected { path, errors } => {
             let _ = writeln!(
                 body,
@@ -220,7 +236,12 @@ fn failure(body: &mut String, f: &Failure, ctx: &Context<'_>) {
     let _ = writeln!(body, "What broke:   {}", f.error);
     job_lines(body, &f.job);
     if let Some(id) = &f.backup_id {
-        let _ = writeln!(body, "Backup id:    {id} (incomplete: nothing was kept)");
+        let note = match f.job.kind.as_str() {
+            "drill" => "the backup the drill restored: do not count on it",
+            "standby" => "the backup that could not be applied",
+            _ => "incomplete: nothing was kept",
+        };
+        let _ = writeln!(body, "Backup id:    {id} ({note})");
     }
     let _ = writeln!(body, "Started:      {}", when(f.started));
     let _ = writeln!(body, "Duration:     {}", span(f.duration));
@@ -291,6 +312,25 @@ fn gap(body: &mut String, g: &GapRestart) {
         }
     }
     body.push_str("\nTo avoid gaps: enlarge the oplog (replSetResizeOplog) or take incrementals more often.\n");
+}
+
+fn reseed(body: &mut String, r: &Reseed) {
+    let _ = writeln!(
+        body,
+        "Standby job \"{}\" could not continue from where it stood, so it was seeded again from full backup {}. Until then it was not following the source.\n",
+        r.job.job, r.full_id
+    );
+    let _ = writeln!(body, "What broke:   {}", r.reason);
+    job_lines(body, &r.job);
+    let _ = writeln!(
+        body,
+        "Now at:       {} (the source as of then)",
+        when(r.position)
+    );
+    let _ = writeln!(
+        body,
+        "\nWhat to do:\n  Nothing for the standby itself: it follows the new chain from now on. Find out why the chain broke (an oplog gap mail, failed incrementals, or retention set shorter than the standby's schedule) so it does not happen again."
+    );
 }
 
 fn stale(body: &mut String, s: &Stale, ctx: &Context<'_>) {

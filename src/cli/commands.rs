@@ -33,6 +33,9 @@ pub async fn run(command: Command) -> u8 {
         }
         Command::Backup(args) => backup_cmd(args).await,
         Command::Restore(args) => super::storage_cmd::restore(args).await,
+        Command::Export(args) => super::export_cmd::run(args).await,
+        Command::Drill { job, config } => super::drill_cmd::drill(&config, &job).await,
+        Command::StandbySync { job, config } => super::drill_cmd::standby_sync(&config, &job).await,
         Command::Verify {
             dir,
             location,

@@ -16,7 +16,7 @@ use crate::storage::crypt::Identities;
 use crate::storage::{BackupFiles, Location};
 
 /// Opens configured location `name`, or says which exist.
-fn open_location(cfg: &Config, name: &str) -> Result<Location, u8> {
+pub(super) fn open_location(cfg: &Config, name: &str) -> Result<Location, u8> {
     let Some(loc) = cfg.storage.get(name) else {
         return Err(fail(
             format!(
@@ -35,7 +35,7 @@ fn open_location(cfg: &Config, name: &str) -> Result<Location, u8> {
     })
 }
 
-fn load_identities(path: Option<&Path>) -> Result<Option<Arc<Identities>>, u8> {
+pub(super) fn load_identities(path: Option<&Path>) -> Result<Option<Arc<Identities>>, u8> {
     match path {
         None => Ok(None),
         Some(p) => Identities::from_file(p)
@@ -45,7 +45,7 @@ fn load_identities(path: Option<&Path>) -> Result<Option<Arc<Identities>>, u8> {
 }
 
 /// The backup `from` names: a directory, or `JOB/ID` at `location`.
-fn backup_files(
+pub(super) fn backup_files(
     from: &Path,
     location: Option<&str>,
     config: &ConfigArg,

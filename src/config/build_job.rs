@@ -99,7 +99,8 @@ pub(crate) fn job(
             sink,
             "kind",
             Some(
-                "kind = \"full\", \"incremental\", \"manual\", \"drill\" or \"standby\"".to_string(),
+                "kind = \"full\", \"incremental\", \"manual\", \"drill\" or \"standby\""
+                    .to_string(),
             ),
         );
         None
@@ -738,7 +739,12 @@ fn patterns(
     ok.then_some(out)
 }
 
-pub(super) fn bool_or(sink: &mut Sink<'_>, section: &Section<'_>, key: &str, default: bool) -> Option<bool> {
+pub(super) fn bool_or(
+    sink: &mut Sink<'_>,
+    section: &Section<'_>,
+    key: &str,
+    default: bool,
+) -> Option<bool> {
     match section.contains(key) {
         true => section.boolean(sink, key),
         false => Some(default),

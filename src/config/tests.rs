@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod alerts;
+mod drill;
 mod errors_basic;
 mod errors_values;
 mod fuzz;
@@ -13,7 +14,6 @@ mod http;
 mod model;
 mod schedule;
 mod selection;
-mod drill;
 mod storage;
 
 use std::path::Path;

@@ -169,6 +169,25 @@ pub struct JobStatus {
     /// Runs by result since the daemon started.
     pub runs_succeeded: u64,
     pub runs_failed: u64,
+    /// Backup jobs: when a restore drill last passed on their backups;
+    /// drill jobs: when they last passed.
+    #[serde(default)]
+    pub last_verified: Option<DateTime<Utc>>,
+    /// Standby jobs: where the standby stands, once a sync has run since
+    /// the daemon started.
+    #[serde(default)]
+    pub standby: Option<StandbyStatus>,
+}
+
+/// A standby's position, in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StandbyStatus {
+    /// The last backup applied.
+    pub backup_id: String,
+    /// The instant of the source the standby reflects.
+    pub position: DateTime<Utc>,
+    /// How far that is behind now.
+    pub lag_secs: f64,
 }
 
 /// Alert delivery, in `status`.

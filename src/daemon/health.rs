@@ -99,6 +99,20 @@ impl Daemon {
         }));
     }
 
+    /// A standby was seeded again: for a while it did not follow the
+    /// source, which on-call must hear about even though the run passed.
+    pub(super) fn report_reseed(&self, job: &str, why: &str, position: &crate::standby::Position) {
+        let Some(sj) = self.jobs.get(job) else {
+            return;
+        };
+        self.alerts.event(Event::Reseeded(alert::Reseed {
+            job: alert::job_ref(&self.config, &sj.job),
+            reason: why.to_string(),
+            full_id: position.seeded_from.clone(),
+            position: position.at.to_datetime(),
+        }));
+    }
+
     /// Deletes what retention no longer keeps, for one job (after its
     /// backup) or all (on the daemon's own schedule), off the scheduler's
     /// thread.
@@ -109,7 +123,7 @@ impl Daemon {
             None => cfg.jobs.keys().cloned().collect(),
         };
         let alerts = self.alerts.clone();
-        tokio::task::spawn_blocking(move || retain_and_report(&cfg, &alerts, jobs));
+        tokio::task::spawn_blocking(move || retain_and_report(&cfg, &alerts, jobs, &[]));
     }
 
     /// After a run of `job`: brings its copy locations up to date (a
@@ -126,14 +140,22 @@ impl Daemon {
             .and_then(|sj| sj.timing.as_ref())
             .and_then(|t| schedule::next_fire(t, Utc::now()));
         tokio::spawn(async move {
+            let mut copy_failed = Vec::new();
             if let Some(j) = cfg.jobs.get(&job).filter(|j| !j.copies.is_empty()) {
                 let started = Utc::now();
                 let reports = crate::backup::copies::sync_copies(&cfg, j, started).await;
                 report_copies(&cfg, &alerts, j, &reports, started, next_fire);
+                copy_failed = reports
+                    .into_iter()
+                    .filter(|r| r.error.is_some())
+                    .map(|r| r.location)
+                    .collect();
             }
-            if success {
+            // Drills and standbys keep no backups of their own.
+            let makes_backups = cfg.jobs.get(&job).is_some_and(|j| j.kind.makes_backups());
+            if success && makes_backups {
                 let _ = tokio::task::spawn_blocking(move || {
-                    retain_and_report(&cfg, &alerts, vec![job])
+                    retain_and_report(&cfg, &alerts, vec![job], &copy_failed)
                 })
                 .await;
             }
@@ -204,18 +226,28 @@ impl Daemon {
     }
 }
 
-/// Applies retention for one job; the problems found, as sentences.
-fn retain(cfg: &Config, job: &str) -> Vec<String> {
+/// Applies retention for one job; the problems found, as sentences, and
+/// whether a location was left out because `copy_failed` names it.
+fn retain(cfg: &Config, job: &str, copy_failed: &[String]) -> (Vec<String>, bool) {
     let plans = match crate::retention::prune::plan(cfg, Some(job), Utc::now()) {
         Ok(plans) => plans,
         Err(e) => {
             let chain = crate::error_chain(&e);
             tracing::error!(job = %job, "Retention could not list the backups of job \"{job}\": {chain}.");
-            return vec![format!("cannot list the backups: {chain}")];
+            return (vec![format!("cannot list the backups: {chain}")], false);
         }
     };
     let mut problems = Vec::new();
+    let mut left_out = false;
     for plan in plans {
+        // The copy to this location failed moments ago and was alerted
+        // with what to do; its being unreachable again here is the same
+        // outage, not a second problem to mail about.
+        if plan.unreachable.is_some() && copy_failed.contains(&plan.name) {
+            tracing::warn!(job = %job, "Retention skipped storage \"{}\" ({}) because it cannot be reached, as the copy to it just reported; it is pruned once it can be listed again.", plan.name, plan.describe);
+            left_out = true;
+            continue;
+        }
         let (removed, errors) = plan.execute();
         if !removed.is_empty() {
             tracing::info!(job = %job, "Retention deleted {} backups of job \"{job}\".", removed.len());
@@ -225,20 +257,31 @@ fn retain(cfg: &Config, job: &str) -> Vec<String> {
             problems.push(format!("cannot delete a backup: {e}"));
         }
     }
-    problems
+    (problems, left_out)
 }
 
-/// Applies retention for `jobs`, alerting on problems and recoveries.
-fn retain_and_report(cfg: &Config, alerts: &alert::Alerts, jobs: Vec<String>) {
+/// Applies retention for `jobs`, alerting on problems and recoveries;
+/// locations in `copy_failed` that cannot be reached are left to the copy
+/// alert (see [`retain`]).
+fn retain_and_report(
+    cfg: &Config,
+    alerts: &alert::Alerts,
+    jobs: Vec<String>,
+    copy_failed: &[String],
+) {
     for job in jobs {
         let Some(j) = cfg.jobs.get(&job) else {
             continue;
         };
         let started = Utc::now();
-        let problems = retain(cfg, &job);
+        let (problems, left_out) = retain(cfg, &job, copy_failed);
         let job_ref = alert::job_ref(cfg, j);
         if problems.is_empty() {
-            alerts.succeeded(job_ref, Operation::Retention, None);
+            // With a location left out, retention did not run everywhere:
+            // a retention failure mailed earlier has not recovered yet.
+            if !left_out {
+                alerts.succeeded(job_ref, Operation::Retention, None);
+            }
             continue;
         }
         alerts.event(Event::Failed(alert::Failure {

@@ -146,14 +146,22 @@ impl Daemon {
                 ),
             ));
         }
+        if options.manual && !sj.job.kind.makes_backups() {
+            return Reply::Error(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "job \"{job}\" is a {} job: it restores backups and cannot take a manual one; run it without --kind manual, or ask its backup job",
+                    sj.job.kind
+                ),
+            ));
+        }
         let kind = if options.manual {
             JobKind::Manual
         } else {
             sj.job.kind
         };
-        let mut request =
-            crate::backup::BackupRequest::for_job(&self.config, job, options.note.clone());
-        if let (Ok(r), true) = (&mut request, options.manual) {
+        let mut work = super::runs::Work::for_job(&self.config, job, options.note.clone());
+        if let (super::runs::Work::Backup(Ok(r)), true) = (&mut work, options.manual) {
             // A manual backup is a complete dump whatever the job's kind,
             // filed under the job and kept by the manual retention.
             r.kind = BackupKind::Manual;
@@ -161,7 +169,7 @@ impl Daemon {
         let by = caller.describe();
         tracing::info!(
             job = %job,
-            "A {} backup of job \"{job}\" was requested by {by}{}.",
+            "A {} run of job \"{job}\" was requested by {by}{}.",
             kind.as_str(),
             options.note.as_deref().map(|n| format!(" (note: {n})")).unwrap_or_default()
         );
@@ -172,7 +180,7 @@ impl Daemon {
             job: job.to_string(),
             kind,
             scheduled: None,
-            request,
+            work,
             requested_by: Some(by),
             note: options.note,
         });
@@ -246,6 +254,18 @@ impl Daemon {
         }
     }
 
+    /// The last passed drill of `name` (a drill job), or of any drill of
+    /// `name`'s backups (a backup job).
+    fn last_verified(&self, name: &str) -> Option<chrono::DateTime<Utc>> {
+        let drills = self.config.jobs.values().filter(|j| {
+            j.kind == JobKind::Drill
+                && (j.name == name || j.restore_target.as_ref().is_some_and(|t| t.from == name))
+        });
+        drills
+            .filter_map(|j| self.stats.get(&j.name)?.last_success_at)
+            .max()
+    }
+
     fn job_status(&self, name: &str, now: chrono::DateTime<Utc>) -> Option<JobStatus> {
         let sj = self.jobs.get(name)?;
         let run = self.runs.active_run(name);
@@ -282,6 +302,15 @@ impl Daemon {
             oplog_lag_secs: None,
             runs_succeeded: stats.runs_succeeded,
             runs_failed: stats.runs_failed,
+            last_verified: self.last_verified(name),
+            standby: self
+                .standby_positions
+                .get(name)
+                .map(|p| super::api::StandbyStatus {
+                    backup_id: p.backup_id.clone(),
+                    position: p.at.to_datetime(),
+                    lag_secs: crate::standby::lag(p, now).as_secs_f64(),
+                }),
         })
     }
 

@@ -1,7 +1,8 @@
-//! Backup runs started by the scheduler or on request: at most
-//! `max_concurrent_jobs` at a time (the rest wait for a permit), each
-//! cancellable, each with a live [`RunInfo`] that watchers follow, each
-//! recorded in the run history and logged with its job name and backup id.
+//! Runs started by the scheduler or on request (backups, restore drills
+//! and standby syncs): at most `max_concurrent_jobs` at a time (the rest
+//! wait for a permit), each cancellable, each with a live [`RunInfo`] that
+//! watchers follow, each recorded in the run history and logged with its
+//! job name and backup id.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -18,10 +19,14 @@ use super::api::{Progress, RunInfo, RunState};
 use crate::alert::runlog;
 use crate::backup::{self, BackupError, BackupProgress, BackupRequest, JobError};
 use crate::config::JobKind;
+use crate::drill::{DrillError, DrillRequest};
 use crate::history::{self, RunRecord, RunResult};
+use crate::standby::{StandbyError, StandbyRequest};
 
 /// Finished runs kept for `GET /runs/{id}` and late watchers.
 const RECENT_RUNS: usize = 256;
+/// The advice for a job whose request could not be made.
+const FIX_CONFIG: &str = "Fix the job's configuration (the error names the setting) and reload.";
 /// How often a running backup's progress is published.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -41,6 +46,10 @@ pub struct RunDone {
     pub finished: DateTime<Utc>,
     /// For a failed run: what went wrong, for the alert.
     pub failure: Option<RunFailure>,
+    /// A standby sync that succeeded: where the standby stands now.
+    pub standby: Option<crate::standby::Position>,
+    /// A standby sync that had to seed again, and why (for the alert).
+    pub reseeded: Option<String>,
 }
 
 /// What an alert about a failed run quotes.
@@ -58,9 +67,40 @@ pub struct RunSpec {
     pub kind: JobKind,
     /// The fire it is for; `None` on request.
     pub scheduled: Option<DateTime<Utc>>,
-    pub request: Result<BackupRequest, JobError>,
+    pub work: Work,
     pub requested_by: Option<String>,
     pub note: Option<String>,
+}
+
+/// What a run does, by the job's kind; a request that could not be made
+/// fails the run with its error.
+pub enum Work {
+    Backup(Result<BackupRequest, JobError>),
+    Drill(Result<DrillRequest, DrillError>),
+    Standby(Result<StandbyRequest, StandbyError>),
+}
+
+impl Work {
+    /// The work of a scheduled run of `name`.
+    pub fn for_job(cfg: &crate::config::Config, name: &str, note: Option<String>) -> Work {
+        match cfg.jobs.get(name).map(|j| j.kind) {
+            Some(JobKind::Drill) => Work::Drill(DrillRequest::for_job(cfg, name)),
+            Some(JobKind::Standby) => Work::Standby(StandbyRequest::for_job(cfg, name)),
+            _ => Work::Backup(BackupRequest::for_job(cfg, name, note)),
+        }
+    }
+}
+
+/// How a run ended, whatever it did.
+#[derive(Default)]
+struct Outcome {
+    gap: bool,
+    /// What went wrong and the advice, for the alert.
+    failure: Option<(String, Option<String>)>,
+    /// The backup written, or the one drilled.
+    backup_id: Option<String>,
+    standby: Option<crate::standby::Position>,
+    reseeded: Option<String>,
 }
 
 struct Active {
@@ -262,61 +302,23 @@ impl RunContext {
             note: spec.note.clone(),
             requested_by: spec.requested_by.clone(),
         };
-        let (mut gap, mut failure, mut backup_id) = (false, None, None);
+        let mut outcome = Outcome::default();
         if permit.is_some() {
-            match spec.request {
-                Err(e) => {
-                    tracing::error!(job = %name, "The backup of job \"{name}\" cannot run: {e}.");
-                    rec.result = RunResult::Failed;
-                    rec.error = Some(e.to_string());
-                    failure = Some((
-                        e.to_string(),
-                        Some(
-                            "Fix the job's configuration (the error names the setting) and reload."
-                                .to_string(),
-                        ),
-                    ));
+            outcome = match spec.work {
+                Work::Backup(request) => {
+                    self.backup(
+                        &name,
+                        request,
+                        &spec.requested_by,
+                        &spec.note,
+                        started,
+                        &mut rec,
+                    )
+                    .await
                 }
-                Ok(mut req) => {
-                    let id = backup::next_id(&req, started);
-                    backup_id = Some(id.clone());
-                    let progress = Arc::new(BackupProgress::default());
-                    req.progress = Some(progress.clone());
-                    req.requested_by = spec.requested_by.clone();
-                    if spec.note.is_some() {
-                        req.note = spec.note.clone();
-                    }
-                    self.info.send_modify(|i| {
-                        i.state = RunState::Running;
-                        i.started_at = Some(started);
-                        i.backup_id = Some(id.clone());
-                    });
-                    let result = self.watch_progress(&req, started, &id, &progress).await;
-                    match result {
-                        Ok(out) => {
-                            rec.result = RunResult::Success;
-                            rec.backup_id = Some(out.manifest.id.clone());
-                            rec.bytes = Some(out.bytes());
-                            rec.documents = Some(out.documents());
-                        }
-                        Err(BackupError::Cancelled) => {
-                            tracing::warn!(job = %name, "The backup of job \"{name}\" was cancelled before it completed; nothing was kept.");
-                            rec.note = Some("cancelled at shutdown".into());
-                        }
-                        Err(e) => {
-                            gap = matches!(e, BackupError::OplogGap { .. });
-                            let chain = crate::error_chain(&e);
-                            let advice = e.advice().map(str::to_string);
-                            tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", advice.as_ref().map(|a| format!(" {a}")).unwrap_or_default());
-                            rec.result = RunResult::Failed;
-                            rec.backup_id = backup_id.clone();
-                            rec.error = Some(chain.clone());
-                            failure = Some((chain, advice));
-                        }
-                    }
-                    self.info.send_modify(|i| i.progress = progress.snapshot());
-                }
-            }
+                Work::Drill(request) => self.drill(&name, request, &mut rec).await,
+                Work::Standby(request) => self.standby(&name, request, &mut rec).await,
+            };
         }
         rec.finished = Utc::now();
         record(&self.state_dir, &rec);
@@ -335,11 +337,20 @@ impl RunContext {
             i.started_at.get_or_insert(started);
         });
         let log_lines = runlog::take(self.log_run);
+        let Outcome {
+            gap,
+            failure,
+            backup_id,
+            standby,
+            reseeded,
+        } = outcome;
         let _ = self.done_tx.send(RunDone {
             id: self.id,
             job: name,
             gap,
             success: rec.result == RunResult::Success,
+            standby,
+            reseeded,
             backup_id: rec.backup_id.clone().or(backup_id),
             bytes: rec.bytes,
             started: rec.started,
@@ -350,6 +361,202 @@ impl RunContext {
                 log_lines,
             }),
         });
+    }
+
+    /// A backup run; `rec` is filled in for the history.
+    async fn backup(
+        &self,
+        name: &str,
+        request: Result<BackupRequest, JobError>,
+        requested_by: &Option<String>,
+        note: &Option<String>,
+        started: DateTime<Utc>,
+        rec: &mut RunRecord,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        match request {
+            Err(e) => {
+                tracing::error!(job = %name, "The backup of job \"{name}\" cannot run: {e}.");
+                rec.result = RunResult::Failed;
+                rec.error = Some(e.to_string());
+                out.failure = Some((e.to_string(), Some(FIX_CONFIG.to_string())));
+            }
+            Ok(mut req) => {
+                let id = backup::next_id(&req, started);
+                out.backup_id = Some(id.clone());
+                let progress = Arc::new(BackupProgress::default());
+                req.progress = Some(progress.clone());
+                req.requested_by = requested_by.clone();
+                if note.is_some() {
+                    req.note = note.clone();
+                }
+                self.info.send_modify(|i| {
+                    i.state = RunState::Running;
+                    i.started_at = Some(started);
+                    i.backup_id = Some(id.clone());
+                });
+                let result = self.watch_progress(&req, started, &id, &progress).await;
+                match result {
+                    Ok(done) => {
+                        rec.result = RunResult::Success;
+                        rec.backup_id = Some(done.manifest.id.clone());
+                        rec.bytes = Some(done.bytes());
+                        rec.documents = Some(done.documents());
+                    }
+                    Err(BackupError::Cancelled) => {
+                        tracing::warn!(job = %name, "The backup of job \"{name}\" was cancelled before it completed; nothing was kept.");
+                        rec.note = Some("cancelled at shutdown".into());
+                    }
+                    Err(e) => {
+                        out.gap = matches!(e, BackupError::OplogGap { .. });
+                        let chain = crate::error_chain(&e);
+                        let advice = e.advice().map(str::to_string);
+                        tracing::error!(job = %name, "The backup of job \"{name}\" failed: {chain}.{}", advice.as_ref().map(|a| format!(" {a}")).unwrap_or_default());
+                        rec.result = RunResult::Failed;
+                        rec.backup_id = out.backup_id.clone();
+                        rec.error = Some(chain.clone());
+                        out.failure = Some((chain, advice));
+                    }
+                }
+                self.info.send_modify(|i| i.progress = progress.snapshot());
+            }
+        }
+        out
+    }
+
+    /// A restore drill; a passed one is recorded in the drilled backup's
+    /// manifest.
+    async fn drill(
+        &self,
+        name: &str,
+        request: Result<DrillRequest, DrillError>,
+        rec: &mut RunRecord,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let req = match request {
+            Ok(req) => req,
+            Err(e) => {
+                let chain = crate::error_chain(&e);
+                tracing::error!(job = %name, "The drill \"{name}\" cannot run: {chain}.");
+                rec.result = RunResult::Failed;
+                rec.error = Some(chain.clone());
+                out.failure = Some((chain, e.advice().map(str::to_string)));
+                return out;
+            }
+        };
+        let started = Utc::now();
+        self.info.send_modify(|i| {
+            i.state = RunState::Running;
+            i.started_at = Some(started);
+        });
+        // Seconds and nanoseconds: a different instant and sample each run.
+        let seed = u64::try_from(started.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+        match crate::drill::run(&req, seed, &self.cancel).await {
+            Ok(report) => {
+                tracing::info!(
+                    job = %name,
+                    "Drill \"{name}\" passed: backup {} of job \"{}\" restored to {} with {} collections, {} documents ({} compared byte for byte) and {} indexes as the backups hold them.",
+                    report.backup_id,
+                    req.from,
+                    report.restored_to.to_datetime().to_rfc3339(),
+                    report.collections,
+                    report.documents,
+                    report.sampled,
+                    report.indexes
+                );
+                crate::drill::record(&req, &report, Utc::now()).await;
+                rec.result = RunResult::Success;
+                rec.backup_id = Some(report.backup_id.clone());
+                rec.documents = Some(report.documents);
+                rec.note = Some(format!(
+                    "restored to {}; {} collections, {} sampled",
+                    report.restored_to.to_datetime().to_rfc3339(),
+                    report.collections,
+                    report.sampled
+                ));
+                out.backup_id = Some(report.backup_id);
+            }
+            Err(DrillError::Cancelled) => {
+                tracing::warn!(job = %name, "The drill \"{name}\" was cancelled; its databases on the target were dropped.");
+                rec.note = Some("cancelled at shutdown".into());
+            }
+            Err(e) => {
+                let chain = crate::error_chain(&e);
+                tracing::error!(job = %name, "The drill \"{name}\" failed: {chain}.{}", e.advice().map(|a| format!(" {a}")).unwrap_or_default());
+                rec.result = RunResult::Failed;
+                rec.error = Some(chain.clone());
+                out.backup_id = match &e {
+                    DrillError::Mismatch { backup, .. }
+                    | DrillError::Restore { backup, .. }
+                    | DrillError::Unreadable { backup, .. } => Some(backup.clone()),
+                    _ => None,
+                };
+                rec.backup_id = out.backup_id.clone();
+                out.failure = Some((chain, e.advice().map(str::to_string)));
+            }
+        }
+        out
+    }
+
+    /// A standby sync: seeds the target if needed, then applies what
+    /// continues its chain.
+    async fn standby(
+        &self,
+        name: &str,
+        request: Result<StandbyRequest, StandbyError>,
+        rec: &mut RunRecord,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let req = match request {
+            Ok(req) => req,
+            Err(e) => {
+                let chain = crate::error_chain(&e);
+                tracing::error!(job = %name, "The standby \"{name}\" cannot run: {chain}.");
+                rec.result = RunResult::Failed;
+                rec.error = Some(chain.clone());
+                out.failure = Some((chain, e.advice().map(str::to_string)));
+                return out;
+            }
+        };
+        let started = Utc::now();
+        self.info.send_modify(|i| {
+            i.state = RunState::Running;
+            i.started_at = Some(started);
+        });
+        match crate::standby::run(&req, &self.cancel).await {
+            Ok(report) => {
+                let at = report.position.at.to_datetime().to_rfc3339();
+                rec.result = RunResult::Success;
+                rec.backup_id = Some(report.position.backup_id.clone());
+                rec.note = Some(
+                    match (&report.reseeded, report.seeded, report.applied.len()) {
+                        (Some(_), _, n) => format!("seeded again; {n} backups applied; at {at}"),
+                        (None, true, n) => format!("seeded; {n} backups applied; at {at}"),
+                        (None, false, 0) => format!("up to date at {at}"),
+                        (None, false, n) => format!("{n} backups applied; at {at}"),
+                    },
+                );
+                out.backup_id = Some(report.position.backup_id.clone());
+                out.standby = Some(report.position);
+                out.reseeded = report.reseeded;
+            }
+            Err(StandbyError::Cancelled) => {
+                tracing::warn!(job = %name, "The standby sync \"{name}\" was cancelled; it continues from its last recorded position next time.");
+                rec.note = Some("cancelled at shutdown".into());
+            }
+            Err(e) => {
+                let chain = crate::error_chain(&e);
+                tracing::error!(job = %name, "The standby sync \"{name}\" failed: {chain}.{}", e.advice().map(|a| format!(" {a}")).unwrap_or_default());
+                rec.result = RunResult::Failed;
+                rec.error = Some(chain.clone());
+                if let StandbyError::Apply { backup, .. } = &e {
+                    out.backup_id = Some(backup.clone());
+                    rec.backup_id = Some(backup.clone());
+                }
+                out.failure = Some((chain, e.advice().map(str::to_string)));
+            }
+        }
+        out
     }
 
     /// Runs the backup, publishing its progress while it goes.

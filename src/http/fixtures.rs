@@ -53,6 +53,8 @@ pub fn job(name: &str, kind: &str) -> JobStatus {
         backup_count: 0,
         total_bytes: 0,
         oplog_lag_secs: None,
+        last_verified: None,
+        standby: None,
         runs_succeeded: 0,
         runs_failed: 0,
     }
@@ -71,11 +73,19 @@ pub fn status() -> Status {
     nightly.total_bytes = 3000;
     nightly.runs_succeeded = 7;
     nightly.runs_failed = 2;
+    nightly.last_verified = Some(at(T_SUCCESS + 600));
 
     let mut oplog = job("oplog", "incremental");
     oplog.activity = JobActivity::Running;
     oplog.run = Some(run(41, "oplog"));
     oplog.oplog_lag_secs = Some(42.0);
+
+    let mut standby = job("standby", "standby");
+    standby.standby = Some(crate::daemon::api::StandbyStatus {
+        backup_id: "20261121T100000Z-oplog".to_string(),
+        position: at(T_SUCCESS),
+        lag_secs: 90.5,
+    });
 
     Status {
         version: "9.9.9".to_string(),
@@ -84,7 +94,7 @@ pub fn status() -> Status {
         uptime_secs: 3600,
         config_file: "/etc/mongo-backupd/config.toml".to_string(),
         config_loaded_at: at(T_SUCCESS - 3600),
-        jobs: vec![nightly, oplog],
+        jobs: vec![nightly, oplog, standby],
         alerts: AlertStatus {
             email_configured: true,
             queued: 1,

@@ -217,6 +217,31 @@ pub fn render(status: &Status, backups: &[BackupSummary]) -> String {
     }
     let mut f = family(
         &mut out,
+        "mongo_backupd_last_verified_timestamp_seconds",
+        "gauge",
+        "When a restore drill last passed on the job's backups (for drill jobs: when the drill last passed).",
+    );
+    for j in jobs {
+        if let Some(t) = j.last_verified {
+            f.sample(
+                &[("job", &j.name)],
+                Value::Int(u64::try_from(t.timestamp()).unwrap_or(0)),
+            );
+        }
+    }
+    let mut f = family(
+        &mut out,
+        "mongo_backupd_standby_lag_seconds",
+        "gauge",
+        "For standby jobs: how far the instant the standby reflects is behind now.",
+    );
+    for j in jobs {
+        if let Some(s) = &j.standby {
+            f.sample(&[("job", &j.name)], Value::Float(s.lag_secs));
+        }
+    }
+    let mut f = family(
+        &mut out,
         "mongo_backupd_job_running",
         "gauge",
         "1 while a backup of the job runs.",

@@ -103,6 +103,20 @@ fn renders_every_family_with_the_status_values() {
     );
     assert_eq!(value(&s, "mongo_backupd_alert_queue_length", &[]), 1.0);
 
+    assert_eq!(
+        value(
+            &s,
+            "mongo_backupd_last_verified_timestamp_seconds",
+            &[("job", "nightly")]
+        ),
+        (fixtures::T_SUCCESS + 600) as f64
+    );
+    assert_eq!(
+        value(&s, "mongo_backupd_standby_lag_seconds", &[("job", "standby")]),
+        90.5
+    );
+    assert!(!text.contains("mongo_backupd_standby_lag_seconds{job=\"nightly\""));
+
     // No value yet: no series (not a misleading 0).
     assert!(!text.contains("mongo_backupd_last_success_timestamp_seconds{job=\"oplog\""));
     assert!(!text.contains("mongo_backupd_oplog_lag_seconds{job=\"nightly\""));
@@ -113,7 +127,7 @@ fn renders_every_family_with_the_status_values() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .map(|l| l.split(' ').next().unwrap())
         .collect();
-    assert_eq!(families.len(), 14, "{families:?}");
+    assert_eq!(families.len(), 16, "{families:?}");
     for name in &families {
         assert_eq!(
             text.matches(&format!("# HELP {name} ")).count(),

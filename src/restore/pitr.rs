@@ -93,22 +93,41 @@ impl PitrPlan {
     }
 }
 
-/// A chain: a full and the incrementals continuing it without a break.
-struct Chain {
-    links: Vec<Link>,
+/// A chain: a full and the incrementals continuing it without a break
+/// (and fulls that bridge onward from its end).
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub links: Vec<Link>,
     /// Why the chain stops where it does, if something follows it that
     /// does not continue it properly.
-    broken: Option<String>,
+    pub broken: Option<String>,
+}
+
+/// The chains of `source`'s complete backups at `location`, oldest full
+/// first. Blocking: it reads every manifest.
+pub fn list_chains(
+    location: &Location,
+    identities: Option<Arc<Identities>>,
+    source: &str,
+) -> Result<Vec<Chain>, RestoreError> {
+    let listings = catalog::list_location(location, None)?;
+    Ok(chains(&listings, source, |l| {
+        location
+            .backup(&l.job, &l.id)
+            .with_identities(identities.clone())
+    }))
 }
 
 impl Chain {
-    fn start(&self) -> OpTime {
+    /// The first instant the chain restores to (its full's T1).
+    pub fn start(&self) -> OpTime {
         self.links[0]
             .manifest
             .oplog_end
             .unwrap_or(OpTime { t: 0, i: 0 })
     }
-    fn end(&self) -> OpTime {
+    /// The last instant the chain restores to.
+    pub fn end(&self) -> OpTime {
         self.links
             .last()
             .and_then(|l| l.manifest.oplog_end)
@@ -208,12 +227,7 @@ pub fn plan(
     source: &str,
     at: At,
 ) -> Result<PitrPlan, RestoreError> {
-    let listings = catalog::list_location(location, None)?;
-    let chains = chains(&listings, source, |l| {
-        location
-            .backup(&l.job, &l.id)
-            .with_identities(identities.clone())
-    });
+    let chains = list_chains(location, identities, source)?;
     let chosen = match at {
         At::Latest => chains.iter().max_by_key(|c| c.end()),
         At::Time(t) => chains
@@ -362,28 +376,36 @@ async fn replay_links(
 ) -> Result<u64, RestoreError> {
     let mut applied_total = 0;
     for link in &plan.incrementals {
-        // A bridging full contributes its bridge, then its own slice.
-        let files = link
-            .manifest
-            .bridge
-            .iter()
-            .map(|b| b.file.clone())
-            .chain(link.manifest.oplog.iter().map(|o| o.file.clone()));
-        for file in files {
-            let replay = replay::replay_oplog_file(
-                client,
-                &opts.namespaces,
-                &link.dir,
-                &link.manifest,
-                &file,
-                plan.until,
-            );
-            let applied = tokio::select! {
-                r = replay => r?,
-                _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
-            };
-            applied_total += applied;
-        }
+        applied_total += replay_link(client, link, &opts.namespaces, plan.until, cancel).await?;
+    }
+    Ok(applied_total)
+}
+
+/// Replays one backup's oplog into the server behind `client`, up to
+/// `until`: an incremental's slice, or a bridging full's bridge and then
+/// its own slice. Returns the operations applied.
+pub async fn replay_link(
+    client: &mongodb::Client,
+    link: &Link,
+    namespaces: &super::NsMapper,
+    until: Option<Timestamp>,
+    cancel: &CancellationToken,
+) -> Result<u64, RestoreError> {
+    let mut applied_total = 0;
+    let files = link
+        .manifest
+        .bridge
+        .iter()
+        .map(|b| b.file.clone())
+        .chain(link.manifest.oplog.iter().map(|o| o.file.clone()));
+    for file in files {
+        let replay =
+            replay::replay_oplog_file(client, namespaces, &link.dir, &link.manifest, &file, until);
+        let applied = tokio::select! {
+            r = replay => r?,
+            _ = cancel.cancelled() => return Err(RestoreError::Cancelled),
+        };
+        applied_total += applied;
     }
     Ok(applied_total)
 }

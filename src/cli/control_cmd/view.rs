@@ -196,6 +196,8 @@ mod tests {
             backup_count: 14,
             total_bytes: 52 << 30,
             oplog_lag_secs: None,
+            last_verified: None,
+            standby: None,
             runs_succeeded: 3,
             runs_failed: 0,
         }

@@ -58,6 +58,8 @@ pub(crate) fn sample_job(name: &str, activity: JobActivity) -> JobStatus {
         backup_count: 3,
         total_bytes: 3 << 30,
         oplog_lag_secs: None,
+        last_verified: None,
+        standby: None,
         runs_succeeded: 1,
         runs_failed: 0,
     }

@@ -1,0 +1,295 @@
+//! One collection's documents at the snapshot's instant: the oplog entries
+//! that change it, folded per `_id`, applied to its collection file while
+//! that is streamed, then the documents the file does not hold.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
+
+use super::oplog::{Body, FlatOp, Kind};
+use super::update::{apply_update, is_replacement};
+use super::{Snapshot, SnapshotCollection, SnapshotError};
+use crate::storage::{self, BsonReader};
+
+/// What the oplog says about one `_id`.
+struct IdState {
+    /// When it was first changed, to emit new documents in oplog order.
+    seq: u64,
+    id: Bson,
+    /// Set once an insert, a replacement or a delete made the stored
+    /// version irrelevant; `Some(None)` means deleted.
+    reset: Option<Option<Document>>,
+    /// Updates to apply to the stored version (only while `reset` is None).
+    updates: Vec<PendingUpdate>,
+}
+
+struct PendingUpdate {
+    o: Document,
+    ts: Timestamp,
+    file: usize,
+}
+
+/// The documents of one collection, in order; see
+/// [`Snapshot::documents`].
+pub struct Documents<'a> {
+    snapshot: &'a Snapshot,
+    ns: String,
+    data: Option<BsonReader<Box<dyn Read + Send>>>,
+    pending: HashMap<Vec<u8>, IdState>,
+    leftovers: Option<std::vec::IntoIter<IdState>>,
+    failed: bool,
+}
+
+impl<'a> Documents<'a> {
+    pub(super) fn empty(snapshot: &'a Snapshot) -> Documents<'a> {
+        Documents {
+            snapshot,
+            ns: String::new(),
+            data: None,
+            pending: HashMap::new(),
+            leftovers: Some(Vec::new().into_iter()),
+            failed: false,
+        }
+    }
+
+    fn unapplicable(&self, file: usize, ts: Timestamp, detail: String) -> SnapshotError {
+        let (backup, path) = self.snapshot.file_names(file);
+        SnapshotError::Unapplicable {
+            backup,
+            file: path,
+            at: ts.into(),
+            detail: format!("an entry of {}: {detail}", self.ns),
+        }
+    }
+
+    fn unreadable(&self, detail: String) -> SnapshotError {
+        SnapshotError::Unreadable {
+            ns: self.ns.clone(),
+            detail,
+        }
+    }
+
+    /// Folds one oplog operation on this collection into `pending`.
+    fn fold_op(&mut self, op: FlatOp, seq: u64) -> Result<(), SnapshotError> {
+        let FlatOp {
+            pos,
+            ts,
+            kind,
+            body,
+            ..
+        } = op;
+        let Some(Body { o, o2 }) = body else {
+            return Ok(());
+        };
+        let id = match kind {
+            Kind::Update => o2.as_ref().and_then(|d| d.get("_id")),
+            _ => o.get("_id"),
+        };
+        let Some(id) = id.cloned() else {
+            return Err(self.unapplicable(pos.file, ts, "it names no _id".into()));
+        };
+        let state = self.pending.entry(id_key(&id)).or_insert_with(|| IdState {
+            seq,
+            id: id.clone(),
+            reset: None,
+            updates: Vec::new(),
+        });
+        match kind {
+            Kind::Insert => {
+                state.reset = Some(Some(o));
+                state.updates.clear();
+            }
+            Kind::Delete => {
+                state.reset = Some(None);
+                state.updates.clear();
+            }
+            Kind::Update => {
+                let base = match &state.reset {
+                    Some(Some(d)) => Some(d.clone()),
+                    // Updating what is not there creates it (applyOps'
+                    // upsert), which is what a restore ends up with.
+                    Some(None) => Some(doc! { "_id": id.clone() }),
+                    None if is_replacement(&o) => Some(doc! { "_id": id.clone() }),
+                    None => None,
+                };
+                match base {
+                    Some(base) => {
+                        let new = apply_update(&base, &o);
+                        let new = new.map_err(|d| self.unapplicable(pos.file, ts, d))?;
+                        let state = self.pending.get_mut(&id_key(&id));
+                        if let Some(state) = state {
+                            state.reset = Some(Some(new));
+                            state.updates.clear();
+                        }
+                    }
+                    None => state.updates.push(PendingUpdate {
+                        o,
+                        ts,
+                        file: pos.file,
+                    }),
+                }
+            }
+            Kind::Command => {}
+        }
+        Ok(())
+    }
+
+    /// The document `state` leaves, starting from the stored `stored`
+    /// (None when the file does not hold it).
+    fn resolve(
+        &self,
+        state: IdState,
+        stored: Option<&RawDocumentBuf>,
+    ) -> Result<Option<RawDocumentBuf>, SnapshotError> {
+        let doc = match state.reset {
+            Some(None) => return Ok(None),
+            Some(Some(d)) => d,
+            None => {
+                let mut d = match stored {
+                    Some(raw) => raw.to_document().map_err(|e| {
+                        self.unreadable(format!("a stored document cannot be decoded: {e}"))
+                    })?,
+                    None => doc! { "_id": state.id.clone() },
+                };
+                for u in &state.updates {
+                    d = apply_update(&d, &u.o)
+                        .map_err(|detail| self.unapplicable(u.file, u.ts, detail))?;
+                }
+                d
+            }
+        };
+        RawDocumentBuf::from_document(&doc)
+            .map(Some)
+            .map_err(|e| self.unreadable(format!("a document cannot be encoded: {e}")))
+    }
+
+    fn next_document(&mut self) -> Result<Option<RawDocumentBuf>, SnapshotError> {
+        while let Some(reader) = self.data.as_mut() {
+            let Some(raw) = reader.next() else {
+                self.data = None;
+                break;
+            };
+            let raw = raw.map_err(|source| self.snapshot.damaged(0, source))?;
+            if self.pending.is_empty() {
+                return Ok(Some(raw));
+            }
+            let key = match raw.get("_id") {
+                Ok(Some(id)) => id_key_raw(id),
+                _ => None,
+            };
+            match key.and_then(|k| self.pending.remove(&k)) {
+                None => return Ok(Some(raw)),
+                Some(state) => {
+                    if let Some(doc) = self.resolve(state, Some(&raw))? {
+                        return Ok(Some(doc));
+                    }
+                }
+            }
+        }
+        if self.leftovers.is_none() {
+            let mut rest: Vec<IdState> = self.pending.drain().map(|(_, s)| s).collect();
+            rest.sort_by_key(|s| s.seq);
+            self.leftovers = Some(rest.into_iter());
+        }
+        while let Some(state) = self.leftovers.as_mut().and_then(Iterator::next) {
+            if let Some(doc) = self.resolve(state, None)? {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Result<RawDocumentBuf, SnapshotError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_document() {
+            Ok(d) => d.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Loads the oplog entries that change `coll`, then opens its file.
+pub(super) fn open<'a>(
+    snapshot: &'a Snapshot,
+    coll: &SnapshotCollection,
+) -> Result<Documents<'a>, SnapshotError> {
+    let lineage = &coll.lineage;
+    let mut docs = Documents {
+        snapshot,
+        ns: coll.namespace(),
+        data: None,
+        pending: HashMap::new(),
+        leftovers: None,
+        failed: false,
+    };
+    let mut seq = 0u64;
+    for op in snapshot.stream(lineage) {
+        let op = op?;
+        if op.kind == Kind::Command || !lineage.wants(&op.ns, op.pos) {
+            continue;
+        }
+        seq += 1;
+        docs.fold_op(op, seq)?;
+    }
+    if let Some(rel) = &lineage.data_file {
+        let link = &snapshot.links[0];
+        let entry = link.manifest.file(rel).ok_or_else(|| {
+            SnapshotError::Invalid(format!(
+                "the manifest of backup {} does not list {rel}",
+                link.manifest.id
+            ))
+        })?;
+        let reader = storage::open_verified(&link.dir, entry)
+            .map_err(|source| snapshot.damaged(0, source))?;
+        docs.data = Some(BsonReader::new(reader, link.dir.path().join(rel)));
+    }
+    Ok(docs)
+}
+
+impl Snapshot {
+    fn damaged(&self, link: usize, source: storage::StorageError) -> SnapshotError {
+        match self.links.get(link) {
+            Some(l) => SnapshotError::damaged(l, source),
+            None => SnapshotError::Invalid(crate::error_chain(&source)),
+        }
+    }
+
+    /// The backup id and path of oplog file `file`, for messages.
+    fn file_names(&self, file: usize) -> (String, PathBuf) {
+        match self
+            .files
+            .get(file)
+            .and_then(|f| Some((f, self.links.get(f.link)?)))
+        {
+            Some((f, link)) => (link.manifest.id.clone(), link.dir.path().join(&f.rel)),
+            None => (String::new(), PathBuf::new()),
+        }
+    }
+}
+
+/// The identity of an `_id` value: its BSON bytes, with numbers of equal
+/// value made equal (1, 1.0 and 1L are the same `_id` to MongoDB).
+pub(crate) fn id_key(id: &Bson) -> Vec<u8> {
+    let normal = match id {
+        Bson::Int32(n) => Bson::Int64(i64::from(*n)),
+        Bson::Double(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Bson::Int64(*f as i64),
+        other => other.clone(),
+    };
+    bson::to_vec(&doc! { "": normal }).unwrap_or_default()
+}
+
+fn id_key_raw(id: bson::RawBsonRef<'_>) -> Option<Vec<u8>> {
+    let id = Bson::try_from(id.to_raw_bson()).ok()?;
+    Some(id_key(&id))
+}
