@@ -277,3 +277,45 @@ fn missing_file_is_a_config_error() {
     )));
     assert_eq!(config::EXIT_CONFIG, 78);
 }
+
+/// The drill and standby examples are commented out (they need servers of
+/// their own); uncommented, they must be valid as written.
+#[test]
+fn the_commented_drill_and_standby_examples_are_valid() {
+    let path = etc().join("mongo-backupd.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("# [sources.scratch]").expect("the drill example");
+    let (head, tail) = text.split_at(start);
+    let uncommented: String = tail
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            // Keys and tables become live; the explanations stay comments.
+            Some(rest)
+                if rest.starts_with('[') || rest.contains(" = ") && !rest.starts_with('#') =>
+            {
+                rest.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = config::parse(&format!("{head}{uncommented}\n"), &path)
+        .unwrap_or_else(|e| panic!("the uncommented examples are invalid:\n{e}"));
+    let drill = &cfg.jobs["prod-drill"];
+    assert_eq!(drill.kind, JobKind::Drill);
+    let target = drill.restore_target.as_ref().unwrap();
+    assert_eq!(
+        (target.from.as_str(), target.target.as_str()),
+        ("prod-incremental", "scratch")
+    );
+    assert_eq!(target.prefix, "drill_");
+    assert_eq!(cfg.jobs["prod-standby"].kind, JobKind::Standby);
+    assert_eq!(
+        cfg.jobs["prod-standby"]
+            .restore_target
+            .as_ref()
+            .unwrap()
+            .prefix,
+        ""
+    );
+}

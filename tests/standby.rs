@@ -264,3 +264,87 @@ async fn the_standby_follows_each_incremental_and_is_reseeded_with_an_alert_when
         }
     }
 }
+
+/// A real oplog gap: the source's oplog rolls past the standby's chain,
+/// the incremental fails with the gap, the daemon starts a full (a new
+/// chain that cannot continue the old one), and the standby, synced after
+/// that full, is seeded again from it with a mail naming the broken chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oplog_gap_reseeds_the_standby_from_the_new_full_and_alerts() {
+    let target = Target::new().unwrap();
+    if target.is_external() {
+        // A real server's oplog cannot be made to roll over in a test.
+        return mongo_testserver::harness::skip_external(
+            "an_oplog_gap_reseeds_the_standby_from_the_new_full_and_alerts",
+        );
+    }
+    let server = mongo_testserver::TestServer::builder()
+        .oplog_max_bytes(64 * 1024)
+        .start()
+        .unwrap();
+    let uri = server.uri();
+    let db = "gapped";
+    let c = client(&uri).await;
+    let coll = c.database(db).collection::<Document>("c");
+    coll.insert_many((0..50).map(|i| doc! { "_id": i, "v": 0 }))
+        .await
+        .unwrap();
+    let smtp = SmtpServer::start(SmtpOptions::plain());
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("state")).unwrap();
+    let text_cfg = config(tmp.path(), &uri, db, smtp.port());
+    let cfg_path = tmp.path().join("config.toml");
+    std::fs::write(
+        &cfg_path,
+        common::daemon::with_control_socket(&text_cfg, tmp.path()),
+    )
+    .unwrap();
+    let cfg = cfg_path.display().to_string();
+    ok(&["backup", "--config", &cfg, "--job", "nightly"]);
+    ok(&["standby-sync", "--config", &cfg, "--job", "follow"]);
+    let first = marker(&uri).await;
+
+    // More writes than the whole oplog holds.
+    let pad = "z".repeat(1000);
+    for i in 100..300 {
+        coll.insert_one(doc! { "_id": i, "pad": pad.clone() })
+            .await
+            .unwrap();
+    }
+    let d = Daemon::start_in(tmp, &text_cfg);
+    let socket = d.socket().display().to_string();
+    let out = run(&["backup-now", "hourly", "--wait", "--socket", &socket]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the incremental must find the gap"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mail = loop {
+        let found = smtp
+            .messages()
+            .into_iter()
+            .find(|m| m.subject.contains("STANDBY RE-SEEDED: job \"follow\""));
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no re-seed mail:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(mail.body.contains("does not continue it"), "{}", mail.body);
+    let m = marker(&uri).await;
+    assert_ne!(
+        m.get_str("seeded_from").unwrap(),
+        first.get_str("seeded_from").unwrap()
+    );
+    let standby = snapshot(&c.database(&format!("{PREFIX}{db}"))).await;
+    assert_eq!(
+        standby,
+        snapshot(&c.database(db)).await,
+        "the standby holds the new full"
+    );
+}
