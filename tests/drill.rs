@@ -210,6 +210,8 @@ async fn a_drill_passes_on_good_backups_stays_in_its_prefix_and_fails_on_damage(
         .sum();
     assert_eq!(documents, in_source, "{record}");
     assert!(record["sampled"].as_u64().unwrap() > 0, "{record}");
+    let listed = text(&run(&["list", "--config", &cfg, "--job", "hourly"]));
+    assert!(listed.contains("complete, drill passed 20"), "{listed}");
 
     // A random instant inside the covered window passes too.
     let cfg = write_config(

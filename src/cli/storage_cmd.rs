@@ -294,8 +294,15 @@ pub(super) async fn list(
             Some(_) => ", encrypted",
             None => "",
         };
+        // The newest drill that restored up to this backup.
+        let drilled = b
+            .manifest
+            .as_ref()
+            .and_then(|m| m.drills.last())
+            .map(|d| format!(", drill passed {}", d.verified_at.format("%Y-%m-%d")))
+            .unwrap_or_default();
         let status = match &b.status {
-            BackupStatus::Complete => format!("complete{encrypted}"),
+            BackupStatus::Complete => format!("complete{encrypted}{drilled}"),
             BackupStatus::Partial => "partial (interrupted or running)".to_string(),
             BackupStatus::Invalid(why) => format!("invalid: {why}"),
         };
