@@ -120,7 +120,7 @@ pub enum DrillError {
     Plan {
         from: String,
         #[source]
-        source: RestoreError,
+        source: Box<RestoreError>,
     },
     #[error("backup {backup} cannot be read back: {source}")]
     Unreadable {
@@ -132,13 +132,13 @@ pub enum DrillError {
     Target {
         target: String,
         #[source]
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("restoring backup {backup} into the drill target failed: {source}")]
     Restore {
         backup: String,
         #[source]
-        source: RestoreError,
+        source: Box<RestoreError>,
     },
     #[error(
         "backup {backup} restored to {} does not match what it holds: {}",
@@ -158,7 +158,7 @@ pub enum DrillError {
         target: String,
         databases: Vec<String>,
         #[source]
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("the drill was cancelled")]
     Cancelled,
@@ -319,7 +319,7 @@ pub async fn run(
     };
     let target_error = |source| DrillError::Target {
         target: req.target.clone(),
-        source,
+        source: Box::new(source),
     };
     let client = source::connect(&req.target_uri, req.connect_timeout)
         .await
@@ -333,7 +333,7 @@ pub async fn run(
     cleanup.map_err(|source| DrillError::Cleanup {
         target: req.target.clone(),
         databases,
-        source,
+        source: Box::new(source),
     })?;
     Ok(report)
 }
@@ -342,7 +342,7 @@ pub async fn run(
 async fn plan(req: &DrillRequest, seed: u64) -> Result<PitrPlan, DrillError> {
     let plan_error = |source| DrillError::Plan {
         from: req.from.clone(),
-        source,
+        source: Box::new(source),
     };
     let at = match req.point {
         DrillPoint::Newest => At::Latest,
@@ -382,7 +382,7 @@ async fn restore_and_check(
 ) -> Result<DrillReport, DrillError> {
     let target_error = |source| DrillError::Target {
         target: req.target.clone(),
-        source,
+        source: Box::new(source),
     };
     // Leftovers of an interrupted drill would be counted as restored.
     drop_databases(client, &expected.target_databases())
@@ -404,7 +404,7 @@ async fn restore_and_check(
         Err(source) => {
             return Err(DrillError::Restore {
                 backup: newest.to_string(),
-                source,
+                source: Box::new(source),
             })
         }
     }

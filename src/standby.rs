@@ -97,7 +97,7 @@ pub enum StandbyError {
     Backups {
         from: String,
         #[source]
-        source: RestoreError,
+        source: Box<RestoreError>,
     },
     #[error(
         "there is no complete full backup of source \"{source_name}\" to seed the standby from yet"
@@ -107,13 +107,13 @@ pub enum StandbyError {
     Target {
         target: String,
         #[source]
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("applying backup {backup} to the standby failed: {source}")]
     Apply {
         backup: String,
         #[source]
-        source: RestoreError,
+        source: Box<RestoreError>,
     },
     #[error("the standby sync was cancelled")]
     Cancelled,
@@ -284,7 +284,7 @@ pub async fn run(
 ) -> Result<StandbyReport, StandbyError> {
     let target_error = |source| StandbyError::Target {
         target: req.target.clone(),
-        source,
+        source: Box::new(source),
     };
     let client = source::connect(&req.target_uri, req.connect_timeout)
         .await
@@ -310,11 +310,11 @@ async fn sync(
             .await
             .map_err(|e| StandbyError::Backups {
                 from: req.from.clone(),
-                source: RestoreError::Invalid(e.to_string()),
+                source: Box::new(RestoreError::Invalid(e.to_string())),
             })?
             .map_err(|source| StandbyError::Backups {
                 from: req.from.clone(),
-                source,
+                source: Box::new(source),
             })?
     };
     let step = next_step(&chains, marker.as_ref(), &req.source)?;
@@ -345,7 +345,7 @@ async fn sync(
                 RestoreError::Cancelled => StandbyError::Cancelled,
                 source => StandbyError::Apply {
                     backup: link.manifest.id.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             })?;
         position = Position {
@@ -377,7 +377,7 @@ async fn seed(
 ) -> Result<Position, StandbyError> {
     let target_error = |source| StandbyError::Target {
         target: req.target.clone(),
-        source,
+        source: Box::new(source),
     };
     // Collections the source dropped since the last seed must not linger.
     let mut databases: Vec<String> = full
@@ -419,7 +419,7 @@ async fn seed(
             RestoreError::Cancelled => StandbyError::Cancelled,
             source => StandbyError::Apply {
                 backup: full.manifest.id.clone(),
-                source,
+                source: Box::new(source),
             },
         })?;
     let position = Position {
@@ -444,10 +444,10 @@ async fn read_marker(
         .await
         .map_err(|source| StandbyError::Target {
             target: req.target.clone(),
-            source: SourceError::Command {
+            source: Box::new(SourceError::Command {
                 command: "find",
                 source,
-            },
+            }),
         })?;
     Ok(found.and_then(|d| position_of(&d)))
 }
@@ -488,10 +488,10 @@ async fn write_marker(
         .await
         .map_err(|source| StandbyError::Target {
             target: req.target.clone(),
-            source: SourceError::Command {
+            source: Box::new(SourceError::Command {
                 command: "update",
                 source,
-            },
+            }),
         })?;
     Ok(())
 }

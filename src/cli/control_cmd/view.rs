@@ -101,6 +101,23 @@ fn job_row(j: &JobStatus, now: DateTime<Utc>) -> Vec<String> {
     } else {
         until(j.next_fire, now)
     };
+    // Drills and standbys keep no backups: what they hold is more useful.
+    let held = match (j.kind.as_str(), &j.standby) {
+        ("standby", Some(s)) => format!("{} behind, at {}", span(s.lag_secs as i64), s.backup_id),
+        ("standby", None) => "position not known yet".into(),
+        ("drill", _) => "-".into(),
+        _ => {
+            let verified = j
+                .last_verified
+                .map(|t| format!(", drill passed {}", ago(Some(t), now)))
+                .unwrap_or_default();
+            format!(
+                "{}, {}{verified}",
+                j.backup_count,
+                format_size(j.total_bytes)
+            )
+        }
+    };
     vec![
         j.name.clone(),
         j.kind.clone(),
@@ -108,7 +125,7 @@ fn job_row(j: &JobStatus, now: DateTime<Utc>) -> Vec<String> {
         last,
         success,
         next,
-        format!("{}, {}", j.backup_count, format_size(j.total_bytes)),
+        held,
     ]
 }
 
