@@ -145,6 +145,26 @@ pub(crate) fn job(
     let stale_after = stale_after(sink, section, Some(kind), schedule.as_ref());
 
     let from_job = jobs.get(from.as_deref()?)?;
+    let (target, prefix) = (target?, prefix?);
+    if kind == JobKind::Standby && target == from_job.source && prefix.is_empty() {
+        // Seeding drops the databases it restores: on the source itself
+        // that would destroy the data being backed up.
+        sink.error(
+            section.value_span("target"),
+            &section.key_path("target"),
+            format!(
+                "target {target:?} is the source of job {:?}: a standby there would drop and \
+                 overwrite the source's own databases",
+                from_job.name
+            ),
+            Some(
+                "point target at another [sources.NAME] (the standby server), or set a prefix \
+                 such as prefix = \"standby_\""
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
     let identity_file = identity_file?;
     if from_job.encryption.is_some() && identity_file.is_none() {
         sink.error(
@@ -185,8 +205,8 @@ pub(crate) fn job(
         stale_after: stale_after?,
         restore_target: Some(RestoreTarget {
             from: from_job.name.clone(),
-            target: target?,
-            prefix: prefix?,
+            target,
+            prefix,
             identity_file,
             point: point?,
             sample: sample?,

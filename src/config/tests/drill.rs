@@ -163,3 +163,26 @@ fn an_encrypted_job_needs_an_identity_file_to_be_drilled() {
     );
     assert!(error.contains("identity_file"), "{error}");
 }
+
+#[test]
+fn a_standby_on_its_own_source_needs_a_prefix() {
+    let text = format!(
+        "{BASE}[jobs.hourly]\nsource = \"prod\"\nstorage = \"local\"\nkind = \"incremental\"\n\
+         schedule = \"0 * * * *\"\n\n[jobs.follow]\nkind = \"standby\"\nfrom = \"hourly\"\n\
+         target = \"prod\"\nschedule = \"*/5 * * * *\"\n"
+    );
+    let error = the_error(&text);
+    assert!(
+        error.contains("a standby there would drop and overwrite the source's own databases"),
+        "{error}"
+    );
+    assert!(error.contains("prefix = \"standby_\""), "{error}");
+    let cfg = parse_ok(&text.replace(
+        "schedule = \"*/5 * * * *\"",
+        "schedule = \"*/5 * * * *\"\nprefix = \"sb_\"",
+    ));
+    assert_eq!(
+        cfg.jobs["follow"].restore_target.as_ref().unwrap().prefix,
+        "sb_"
+    );
+}
