@@ -297,8 +297,11 @@ async fn the_daemon_records_drills_and_mails_a_failed_one() {
         .unwrap();
     let smtp = SmtpServer::start(SmtpOptions::plain());
     let tmp = tempfile::tempdir().unwrap();
-    let mut text_cfg = config(tmp.path(), &source.uri(), &db, &source.uri(), "");
-    text_cfg.push_str(&format!(
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    let mail_cfg = format!(
         r#"
 [alerts.email]
 host = "127.0.0.1"
@@ -310,19 +313,69 @@ timeout = "5s"
 retry_max_interval = "2s"
 "#,
         port = smtp.port()
-    ));
+    );
+    let down_cfg = config(tmp.path(), &source.uri(), &db, &unreachable, "") + &mail_cfg;
+    let text_cfg = config(tmp.path(), &source.uri(), &db, &source.uri(), "") + &mail_cfg;
     std::fs::create_dir_all(tmp.path().join("state")).unwrap();
-    let d = Daemon::start_in(tmp, &text_cfg);
+    let d = Daemon::start_in(tmp, &down_cfg);
     let ctl = |args: &[&str]| {
         let socket = d.socket().display().to_string();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--socket", &socket]);
         run(&all)
     };
+    let mail_with = |subject: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = smtp
+                .messages()
+                .into_iter()
+                .find(|m| m.subject.contains(subject));
+            if let Some(m) = found {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no mail {subject:?}:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
     let out = ctl(&["backup-now", "nightly", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), d.log());
+
+    // The scratch server is down: the drill fails and on-call hears why.
+    let out = ctl(&["backup-now", "check", "--wait"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let mail = mail_with("FAILED restore drill of job \"check\"");
+    assert!(
+        mail.body
+            .contains("the drill target \"scratch\" cannot be used"),
+        "{}",
+        mail.body
+    );
+    assert!(
+        mail.body.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        mail.body
+    );
+    assert!(
+        mail.body
+            .contains("Check that the drill's target MongoDB is running"),
+        "{}",
+        mail.body
+    );
+
+    // Pointed at a server that answers (reload), the drill passes and the
+    // failure is over.
+    d.write_config(&text_cfg);
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    d.expect_notify("READY=1");
     let out = ctl(&["backup-now", "check", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), d.log());
+    mail_with("RECOVERED restore drill of job \"check\"");
     let out = ctl(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let job = |name: &str| {
@@ -351,10 +404,10 @@ retry_max_interval = "2s"
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mail = loop {
-        let found = smtp
-            .messages()
-            .into_iter()
-            .find(|m| m.subject.contains("FAILED restore drill of job \"check\""));
+        let found = smtp.messages().into_iter().find(|m| {
+            m.subject.contains("FAILED restore drill of job \"check\"")
+                && m.body.contains("does not match what it holds")
+        });
         if let Some(m) = found {
             break m;
         }
