@@ -212,6 +212,11 @@ fn describe(snapshot: &Snapshot) -> String {
         None => "no backup".into(),
     };
     match snapshot.as_of() {
+        // A point in time: everything up to the end of that second.
+        Some(t) if t.i == u32::MAX => format!(
+            "Exporting from {from}: the data as of {} (every operation of that second included).\n",
+            t.to_datetime().to_rfc3339()
+        ),
         Some(t) => format!(
             "Exporting from {from}: the data as of {} ({t}).\n",
             t.to_datetime().to_rfc3339()

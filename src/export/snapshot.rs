@@ -35,6 +35,8 @@ mod oplog;
 mod update;
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod update_tests;
@@ -194,9 +196,14 @@ impl Snapshot {
         until: Option<Timestamp>,
         as_of: Option<OpTime>,
     ) -> Result<Snapshot, SnapshotError> {
+        let Some(base) = links.first() else {
+            return Err(SnapshotError::Invalid(
+                "a snapshot needs a full backup to start from".into(),
+            ));
+        };
         let mut cat = Catalog::default();
-        for record in &links[0].manifest.collections {
-            let meta = read_metadata(&links[0], &record.metadata_file)?;
+        for record in &base.manifest.collections {
+            let meta = read_metadata(base, &record.metadata_file)?;
             let doc_of = |key: &str| match meta.get(key).cloned().map(Bson::try_from) {
                 Some(Ok(Bson::Document(d))) => Some(d),
                 _ => None,

@@ -124,10 +124,12 @@ impl Catalog {
     }
 
     /// Takes one operation of the oplog into account. CRUD entries on a
-    /// namespace that does not exist create it, as MongoDB does.
+    /// namespace that does not exist create it, as MongoDB does; except
+    /// inside a transaction, which logs its own creates and whose other
+    /// operations may be on namespaces the backup left out.
     pub(crate) fn apply(&mut self, op: &FlatOp) {
         if op.kind != Kind::Command {
-            if !self.alive.contains_key(&op.ns) {
+            if !op.nested && !self.alive.contains_key(&op.ns) {
                 if let Some((db, coll)) = op.ns.split_once('.') {
                     self.create(db, coll, "collection", Document::new(), op.pos);
                 }

@@ -2,7 +2,7 @@
 //! that change it, folded per `_id`, applied to its collection file while
 //! that is streamed, then the documents the file does not hold.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -40,6 +40,65 @@ pub struct Documents<'a> {
     pending: HashMap<Vec<u8>, IdState>,
     leftovers: Option<std::vec::IntoIter<IdState>>,
     failed: bool,
+    /// For a capped collection: its limits, and once read, what it keeps.
+    capped: Option<(Capped, Option<VecDeque<RawDocumentBuf>>)>,
+}
+
+/// A capped collection's limits, as the server applies them: the oldest
+/// documents go once there are more than `max` or they take more than
+/// `size` bytes. Inserts replayed from the oplog evict on a restore too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Capped {
+    max: Option<usize>,
+    size: u64,
+}
+
+impl Capped {
+    /// The limits in a collection's options, if it is capped. A `size` of
+    /// 4096 bytes or less means 4096; a larger one is rounded up to a
+    /// multiple of 256, as the server does.
+    pub(crate) fn of(options: &Document) -> Option<Capped> {
+        if options.get_bool("capped") != Ok(true) {
+            return None;
+        }
+        let number = |key: &str| match options.get(key) {
+            Some(Bson::Int32(n)) => u64::try_from(*n).ok(),
+            Some(Bson::Int64(n)) => u64::try_from(*n).ok(),
+            Some(Bson::Double(f)) if *f >= 1.0 => Some(*f as u64),
+            _ => None,
+        };
+        let size = number("size").unwrap_or(0);
+        let size = if size <= 4096 {
+            4096
+        } else {
+            size.div_ceil(256).saturating_mul(256)
+        };
+        let max = number("max")
+            .filter(|m| *m > 0)
+            .and_then(|m| usize::try_from(m).ok());
+        Some(Capped { max, size })
+    }
+
+    /// The documents kept of `docs`, in order.
+    fn keep(
+        self,
+        docs: impl Iterator<Item = Result<RawDocumentBuf, SnapshotError>>,
+    ) -> Result<VecDeque<RawDocumentBuf>, SnapshotError> {
+        let mut kept = VecDeque::new();
+        let mut bytes = 0u64;
+        for doc in docs {
+            let doc = doc?;
+            bytes += doc.as_bytes().len() as u64;
+            kept.push_back(doc);
+            while kept.len() > 1 && (bytes > self.size || self.max.is_some_and(|m| kept.len() > m))
+            {
+                if let Some(old) = kept.pop_front() {
+                    bytes -= old.as_bytes().len() as u64;
+                }
+            }
+        }
+        Ok(kept)
+    }
 }
 
 impl<'a> Documents<'a> {
@@ -51,6 +110,7 @@ impl<'a> Documents<'a> {
             pending: HashMap::new(),
             leftovers: Some(Vec::new().into_iter()),
             failed: false,
+            capped: None,
         }
     }
 
@@ -209,6 +269,20 @@ impl Iterator for Documents<'_> {
         if self.failed {
             return None;
         }
+        if let Some((limits, None)) = self.capped {
+            // Bounded by the collection's own size limit.
+            let all = std::iter::from_fn(|| self.next_document().transpose());
+            match limits.keep(all) {
+                Ok(kept) => self.capped = Some((limits, Some(kept))),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        if let Some((_, Some(kept))) = self.capped.as_mut() {
+            return kept.pop_front().map(Ok);
+        }
         match self.next_document() {
             Ok(d) => d.map(Ok),
             Err(e) => {
@@ -232,6 +306,7 @@ pub(super) fn open<'a>(
         pending: HashMap::new(),
         leftovers: None,
         failed: false,
+        capped: Capped::of(&coll.options).map(|c| (c, None)),
     };
     let mut seq = 0u64;
     for op in snapshot.stream(lineage) {
@@ -242,8 +317,7 @@ pub(super) fn open<'a>(
         seq += 1;
         docs.fold_op(op, seq)?;
     }
-    if let Some(rel) = &lineage.data_file {
-        let link = &snapshot.links[0];
+    if let (Some(rel), Some(link)) = (&lineage.data_file, snapshot.links.first()) {
         let entry = link.manifest.file(rel).ok_or_else(|| {
             SnapshotError::Invalid(format!(
                 "the manifest of backup {} does not list {rel}",

@@ -79,6 +79,8 @@ pub(crate) struct FlatOp {
     pub ns: String,
     /// The entry's content; None when the filter did not ask for it.
     pub body: Option<Body>,
+    /// It came out of an `applyOps` or a transaction.
+    pub nested: bool,
 }
 
 /// What the stream reads: the snapshot's backups and oplog files (the
@@ -274,6 +276,7 @@ impl<'a, F: FnMut(&str, Pos) -> bool> OplogStream<'a, F> {
                 kind,
                 ns: ns.to_string(),
                 body,
+                nested: false,
             });
             return Ok(());
         }
@@ -303,6 +306,7 @@ impl<'a, F: FnMut(&str, Pos) -> bool> OplogStream<'a, F> {
                     kind,
                     ns: ns.to_string(),
                     body: Some(body),
+                    nested: false,
                 });
                 Ok(())
             }
@@ -354,6 +358,7 @@ impl<'a, F: FnMut(&str, Pos) -> bool> OplogStream<'a, F> {
                 kind,
                 ns,
                 body: Some(body),
+                nested: true,
             });
         }
         Ok(())

@@ -2,162 +2,13 @@
 //! replica set writes (CRUD, DDL, applyOps, split transactions), chains of
 //! incrementals cut at a time, and the failures that must be clear errors.
 
-use std::path::Path;
+use bson::{doc, Document, RawDocumentBuf, Timestamp};
 
-use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
-use chrono::Utc;
-use sha2::{Digest, Sha256};
-
+use super::fixtures::{backup, cmd, del, full, ins, set, ts, upd};
 use super::{Snapshot, SnapshotError};
-use crate::catalog::{
-    BackupKind, BridgeRecord, CollectionRecord, Manifest, OpTime, OplogRecord, FORMAT_VERSION,
-};
+use crate::catalog::{BackupKind, OpTime};
 use crate::restore::pitr::{Link, PitrPlan};
-use crate::storage::{BackupFiles, CompressionKind, FileEntry};
-
-fn ts(i: u32) -> Timestamp {
-    Timestamp {
-        time: 1000 + i,
-        increment: 1,
-    }
-}
-
-fn ins(i: u32, ns: &str, o: Document) -> Document {
-    doc! { "op": "i", "ns": ns, "o": o, "ts": ts(i) }
-}
-
-fn upd(i: u32, ns: &str, id: impl Into<Bson>, o: Document) -> Document {
-    doc! { "op": "u", "ns": ns, "o": o, "o2": { "_id": id.into() }, "ts": ts(i) }
-}
-
-fn del(i: u32, ns: &str, id: impl Into<Bson>) -> Document {
-    doc! { "op": "d", "ns": ns, "o": { "_id": id.into() }, "ts": ts(i) }
-}
-
-fn cmd(i: u32, db: &str, o: Document) -> Document {
-    doc! { "op": "c", "ns": format!("{db}.$cmd"), "o": o, "ts": ts(i) }
-}
-
-fn set(fields: Document) -> Document {
-    doc! { "$v": 2, "diff": { "u": fields } }
-}
-
-struct Built {
-    files: Vec<FileEntry>,
-}
-
-impl Built {
-    fn write(&mut self, dir: &Path, rel: &str, bytes: &[u8]) {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        self.files.push(FileEntry {
-            path: rel.to_string(),
-            size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
-        });
-    }
-}
-
-fn bson_file(docs: &[Document]) -> Vec<u8> {
-    docs.iter().flat_map(|d| bson::to_vec(d).unwrap()).collect()
-}
-
-/// A backup with `collections` (db, name, documents) and oplog `entries`,
-/// covering the times `start`..`end` (entry numbers, see [`ts`]).
-#[allow(clippy::too_many_arguments)]
-fn backup(
-    root: &Path,
-    id: &str,
-    kind: BackupKind,
-    collections: &[(&str, &str, Vec<Document>)],
-    entries: &[Document],
-    start: u32,
-    end: u32,
-    parent: Option<&str>,
-    bridge: Option<(&[Document], u32, &str)>,
-) -> Link {
-    let dir = root.join(id);
-    let mut built = Built { files: Vec::new() };
-    let mut records = Vec::new();
-    for (db, name, docs) in collections {
-        let meta = crate::backup::metadata_json(
-            name,
-            "collection",
-            &doc! { "validator": { "a": { "$exists": true } } },
-            &[doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }],
-            None,
-        );
-        built.write(&dir, &format!("{db}/{name}.metadata.json"), &meta);
-        built.write(&dir, &format!("{db}/{name}.bson"), &bson_file(docs));
-        records.push(CollectionRecord {
-            db: db.to_string(),
-            name: name.to_string(),
-            kind: "collection".into(),
-            documents: docs.len() as u64,
-            data_file: Some(format!("{db}/{name}.bson")),
-            metadata_file: format!("{db}/{name}.metadata.json"),
-        });
-    }
-    built.write(&dir, "oplog.bson", &bson_file(entries));
-    let bridge = bridge.map(|(bridge_entries, from, parent)| {
-        built.write(&dir, "oplog-bridge.bson", &bson_file(bridge_entries));
-        BridgeRecord {
-            file: "oplog-bridge.bson".into(),
-            entries: bridge_entries.len() as u64,
-            from: ts(from).into(),
-            parent: parent.into(),
-        }
-    });
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        id: id.into(),
-        kind,
-        job: "job".into(),
-        source: "src".into(),
-        server_version: "7.0.0".into(),
-        tool_version: "test".into(),
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-        consistent: true,
-        oplog_start: Some(ts(start).into()),
-        oplog_end: Some(ts(end).into()),
-        compression: CompressionKind::None,
-        collections: records,
-        oplog: Some(OplogRecord {
-            file: "oplog.bson".into(),
-            entries: entries.len() as u64,
-        }),
-        files: built.files,
-        parent: parent.map(str::to_string),
-        note: None,
-        requested_by: None,
-        bridge,
-        encryption: None,
-        copies: Vec::new(),
-        drills: Vec::new(),
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("manifest.json"), manifest.to_json()).unwrap();
-    Link {
-        dir: BackupFiles::local(&dir),
-        manifest,
-    }
-}
-
-fn full(root: &Path, collections: &[(&str, &str, Vec<Document>)], entries: &[Document]) -> Link {
-    backup(
-        root,
-        "full",
-        BackupKind::Full,
-        collections,
-        entries,
-        0,
-        50,
-        None,
-        None,
-    )
-}
+use crate::storage::BackupFiles;
 
 fn docs_of(s: &Snapshot, ns: &str) -> Vec<Document> {
     let c = s
@@ -415,6 +266,8 @@ fn transactions_and_apply_ops_are_unwrapped() {
                 {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": [{"op": "u", "ns": "app.c", "o": set(doc!{"v": 1}), "o2": {"_id": 1}}]}},
                 {"op": "c", "ns": "app.$cmd", "o": {"create": "in_txn"}},
                 {"op": "i", "ns": "app.in_txn", "o": {"_id": 1}},
+                // A namespace the backup left out: no collection appears.
+                {"op": "i", "ns": "other.left_out", "o": {"_id": 1}},
             ]},
         ),
         txn(
@@ -621,4 +474,41 @@ fn documents_come_out_as_the_raw_bytes_of_the_file_when_untouched() {
     let c = s.collections().iter().find(|c| c.name == "c").unwrap();
     let got: Vec<RawDocumentBuf> = s.documents(c).unwrap().map(Result::unwrap).collect();
     assert_eq!(got[0].as_bytes(), bson::to_vec(&d).unwrap().as_slice());
+}
+
+#[test]
+fn capped_collections_keep_only_what_their_limits_allow() {
+    let root = tempfile::tempdir().unwrap();
+    let big = "x".repeat(1500);
+    let mut entries = vec![
+        cmd(
+            1,
+            "app",
+            doc! {"create": "by_count", "capped": true, "size": 100_000, "max": 3},
+        ),
+        cmd(
+            2,
+            "app",
+            doc! {"create": "by_size", "capped": true, "size": 10},
+        ),
+    ];
+    for i in 0..5 {
+        entries.push(ins(3 + 2 * i, "app.by_count", doc! {"_id": i as i32}));
+        entries.push(ins(
+            4 + 2 * i,
+            "app.by_size",
+            doc! {"_id": i as i32, "b": big.as_str()},
+        ));
+    }
+    let link = full(root.path(), &[], &entries);
+    let s = Snapshot::of_backup(link.dir.clone()).unwrap();
+    let ids = |ns: &str| -> Vec<i32> {
+        docs_of(&s, ns)
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect()
+    };
+    assert_eq!(ids("app.by_count"), [2, 3, 4], "the newest 3 (max)");
+    // A size of 10 means 4096 bytes: two documents of ~1.5 KB fit, not three.
+    assert_eq!(ids("app.by_size"), [3, 4]);
 }
