@@ -102,6 +102,22 @@ fn convert_command(ns: &str, o: &Document, mapper: &NsMapper) -> Vec<Document> {
         // 4.4+ logs each collection's drop before it: those are enough, and
         // a rename or a filter may mean the target database holds more.
         "dropDatabase" => Vec::new(),
+        // Logged on admin.$cmd with both full namespaces in the document:
+        // each is mapped on its own, so a renamed restore (a drill's
+        // prefix) never renames anything outside its own databases.
+        "renameCollection" => {
+            let map_ns = |key: &str| {
+                let (db, coll) = o.get_str(key).ok()?.split_once('.')?;
+                mapper.map(db, coll).map(|(d, c)| format!("{d}.{c}"))
+            };
+            let (Some(from), Some(to)) = (map_ns("renameCollection"), map_ns("to")) else {
+                return Vec::new();
+            };
+            let mut out = o.clone();
+            out.insert("renameCollection", from);
+            out.insert("to", to);
+            vec![doc! { "op": "c", "ns": "admin.$cmd", "o": out }]
+        }
         _ => {
             let Ok(coll) = o.get_str(&name) else {
                 return Vec::new();
@@ -311,5 +327,35 @@ mod tests {
         );
         let drop_db = doc! { "op": "c", "ns": "app.$cmd", "o": { "dropDatabase": 1 } };
         assert!(convert(&drop_db, &mapper()).is_empty());
+    }
+
+    #[test]
+    fn renames_map_both_namespaces_or_are_left_out() {
+        let rename = |from: &str, to: &str| {
+            doc! { "op": "c", "ns": "admin.$cmd", "o": { "renameCollection": from, "to": to, "dropTarget": false } }
+        };
+        assert_eq!(
+            convert(&rename("app.a", "app.b"), &mapper()),
+            vec![
+                doc! { "op": "c", "ns": "admin.$cmd", "o": { "renameCollection": "copy.a", "to": "copy.b", "dropTarget": false } }
+            ]
+        );
+        // A drill's prefix: nothing may land outside it.
+        let drill =
+            NsMapper::new(&[], &[], &["*.*".to_string()], &["drill_*.*".to_string()]).unwrap();
+        assert_eq!(
+            convert(&rename("shop.orders", "shop.orders_old"), &drill),
+            vec![
+                doc! { "op": "c", "ns": "admin.$cmd", "o": { "renameCollection": "drill_shop.orders", "to": "drill_shop.orders_old", "dropTarget": false } }
+            ]
+        );
+        // Into or out of what the restore leaves out: nothing to apply.
+        assert!(convert(&rename("app.skip", "app.b"), &mapper()).is_empty());
+        assert!(convert(&rename("app.a", "app.skip"), &mapper()).is_empty());
+        // Without renames it is applied as logged.
+        assert_eq!(
+            convert(&rename("app.a", "app.b"), &NsMapper::default()),
+            vec![rename("app.a", "app.b")]
+        );
     }
 }
