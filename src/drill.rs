@@ -23,9 +23,6 @@
 mod check;
 mod expected;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use mongodb::Client;
 use tokio_util::sync::CancellationToken;
@@ -33,10 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, DrillRecord, OpTime};
 use crate::config::{Config, DrillPoint, JobKind};
 use crate::restore::pitr::{self, At, PitrPlan};
+use crate::restore::target::{TargetJob, TargetJobError};
 use crate::restore::{NsMapper, RestoreError, RestoreOptions};
 use crate::source::{self, SourceError};
-use crate::storage::crypt::{CryptError, Identities};
-use crate::storage::{Location, StorageError};
+use crate::storage::StorageError;
 
 pub use check::Problem;
 pub use expected::{Expected, ExpectedCollection};
@@ -45,26 +42,9 @@ pub use expected::{Expected, ExpectedCollection};
 /// `admin` by mongorestore, which a prefix cannot rename.
 const EXCLUDED: [&str; 2] = ["admin.system.users", "admin.system.roles"];
 
-/// One drill, resolved from the configuration.
-#[derive(Debug, Clone)]
-pub struct DrillRequest {
-    /// The drill job.
-    pub job: String,
-    /// The backup job whose backups are drilled.
-    pub from: String,
-    /// Their source: chains are per source.
-    pub source: String,
-    /// Where the backups are (the primary storage of `from`).
-    pub location: Location,
-    pub identities: Option<Arc<Identities>>,
-    /// The `[sources.NAME]` restored into, and its URI.
-    pub target: String,
-    pub target_uri: String,
-    pub connect_timeout: Duration,
-    pub prefix: String,
-    pub point: DrillPoint,
-    pub sample: u32,
-}
+/// One drill, resolved from the configuration (`settings.point` and
+/// `settings.sample` are the drill's own).
+pub type DrillRequest = TargetJob;
 
 /// What a drill that passed checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,24 +78,8 @@ impl DrillReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
-    #[error("{config}: job \"{job}\" is not a drill job")]
-    NotADrill {
-        config: std::path::PathBuf,
-        job: String,
-    },
-    #[error("{config}: job \"{job}\": {source}")]
-    Config {
-        config: std::path::PathBuf,
-        job: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("the identity file of drill \"{job}\" cannot be used: {source}")]
-    Identity {
-        job: String,
-        #[source]
-        source: Box<CryptError>,
-    },
+    #[error(transparent)]
+    Setup(#[from] TargetJobError),
     #[error("there is nothing to drill for job \"{from}\": {source}")]
     Plan {
         from: String,
@@ -179,12 +143,7 @@ impl DrillError {
     /// What the operator should do, for the alert.
     pub fn advice(&self) -> Option<&'static str> {
         Some(match self {
-            DrillError::NotADrill { .. } | DrillError::Config { .. } => {
-                "Fix the job's configuration (the error names the setting) and reload."
-            }
-            DrillError::Identity { .. } => {
-                "Check identity_file: it must be readable by the daemon and hold a key the backups were encrypted to."
-            }
+            DrillError::Setup(e) => e.advice(),
             DrillError::Plan { .. } => {
                 "Check that the job's backups complete (mongo-backupd list); a drill needs a complete full backup."
             }
@@ -205,71 +164,9 @@ impl DrillError {
     }
 }
 
-impl DrillRequest {
-    /// The request for a configured drill job. The target's URI and the
-    /// identity are read now, so rotated ones are picked up by each run.
-    pub fn for_job(cfg: &Config, name: &str) -> Result<DrillRequest, DrillError> {
-        let not_a_drill = || DrillError::NotADrill {
-            config: cfg.path.clone(),
-            job: name.to_string(),
-        };
-        let job = cfg.jobs.get(name).ok_or_else(not_a_drill)?;
-        let target = match (&job.restore_target, job.kind) {
-            (Some(t), JobKind::Drill) => t,
-            _ => return Err(not_a_drill()),
-        };
-        let config_error = |e: Box<dyn std::error::Error + Send + Sync>| DrillError::Config {
-            config: cfg.path.clone(),
-            job: name.to_string(),
-            source: e,
-        };
-        // The configuration checked both names exist.
-        let source = cfg
-            .sources
-            .get(&target.target)
-            .ok_or_else(|| config_error(format!("no source {:?}", target.target).into()))?;
-        let storage = cfg
-            .storage
-            .get(&job.storage)
-            .ok_or_else(|| config_error(format!("no storage {:?}", job.storage).into()))?;
-        let target_uri = source
-            .resolve_uri()
-            .map_err(|e| config_error(Box::new(e)))?;
-        let location = Location::open(storage).map_err(|e| config_error(Box::new(e)))?;
-        let identities = match &target.identity_file {
-            None => None,
-            Some(path) => Some(Arc::new(Identities::from_file(path).map_err(|e| {
-                DrillError::Identity {
-                    job: name.to_string(),
-                    source: Box::new(e),
-                }
-            })?)),
-        };
-        Ok(DrillRequest {
-            job: name.to_string(),
-            from: target.from.clone(),
-            source: job.source.clone(),
-            location,
-            identities,
-            target: target.target.clone(),
-            target_uri,
-            connect_timeout: source.connect_timeout,
-            prefix: target.prefix.clone(),
-            point: target.point,
-            sample: target.sample,
-        })
-    }
-
-    /// Every namespace goes to `<prefix><db>`, users and roles stay out.
-    fn mapper(&self) -> Result<NsMapper, String> {
-        let excluded: Vec<String> = EXCLUDED.iter().map(|s| s.to_string()).collect();
-        NsMapper::new(
-            &[],
-            &excluded,
-            &["*.*".to_string()],
-            &[format!("{}*.*", self.prefix)],
-        )
-    }
+/// The drill job `name` of `cfg`.
+pub fn request(cfg: &Config, name: &str) -> Result<DrillRequest, DrillError> {
+    Ok(TargetJob::resolve(cfg, name, JobKind::Drill)?)
 }
 
 /// Runs one drill: plan, compute what the backups hold, restore into the
@@ -288,11 +185,7 @@ pub async fn run(
         .manifest
         .id
         .clone();
-    let mapper = req.mapper().map_err(|e| DrillError::Config {
-        config: std::path::PathBuf::new(),
-        job: req.job.clone(),
-        source: e.into(),
-    })?;
+    let mapper = req.mapper(&EXCLUDED);
     tracing::info!(
         job = %req.job,
         "Drill \"{}\": restoring job \"{}\" to {} ({} backups, newest {newest}) into \"{}\" with prefix \"{}\".",
@@ -301,10 +194,10 @@ pub async fn run(
         plan.restores_to.to_datetime().to_rfc3339(),
         1 + plan.incrementals.len(),
         req.target,
-        req.prefix
+        req.prefix()
     );
     let expected = {
-        let (plan, mapper, sample) = (plan.clone(), mapper.clone(), req.sample);
+        let (plan, mapper, sample) = (plan.clone(), mapper.clone(), req.settings.sample);
         tokio::task::spawn_blocking(move || expected::compute(&plan, &mapper, sample, seed))
             .await
             .map_err(|e| DrillError::Unreadable {
@@ -344,7 +237,7 @@ async fn plan(req: &DrillRequest, seed: u64) -> Result<PitrPlan, DrillError> {
         from: req.from.clone(),
         source: Box::new(source),
     };
-    let at = match req.point {
+    let at = match req.settings.point {
         DrillPoint::Newest => At::Latest,
         DrillPoint::Random => {
             let (location, ids, source) = (

@@ -11,6 +11,7 @@
 
 mod namespaces;
 pub mod pitr;
+pub mod target;
 mod replay;
 
 use std::path::PathBuf;

@@ -15,7 +15,6 @@
 //! it is seeded again from the newest full and the report says why, so
 //! the daemon alerts: for a while the standby was not following.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Document};
@@ -26,28 +25,16 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::OpTime;
 use crate::config::{Config, JobKind};
 use crate::restore::pitr::{self, Chain, Link, PitrPlan};
+use crate::restore::target::{TargetJob, TargetJobError};
 use crate::restore::{NsMapper, RestoreError, RestoreOptions};
 use crate::source::{self, SourceError};
-use crate::storage::crypt::{CryptError, Identities};
-use crate::storage::Location;
 
 /// The marker's database and collection on the target.
 pub const MARKER_DB: &str = "mongo_backupd";
 pub const MARKER_COLLECTION: &str = "standby";
 
 /// One standby sync, resolved from the configuration.
-#[derive(Debug, Clone)]
-pub struct StandbyRequest {
-    pub job: String,
-    pub from: String,
-    pub source: String,
-    pub location: Location,
-    pub identities: Option<Arc<Identities>>,
-    pub target: String,
-    pub target_uri: String,
-    pub connect_timeout: Duration,
-    pub prefix: String,
-}
+pub type StandbyRequest = TargetJob;
 
 /// Where a standby stands: the marker document's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,24 +62,8 @@ pub struct StandbyReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StandbyError {
-    #[error("{config}: job \"{job}\" is not a standby job")]
-    NotAStandby {
-        config: std::path::PathBuf,
-        job: String,
-    },
-    #[error("{config}: job \"{job}\": {source}")]
-    Config {
-        config: std::path::PathBuf,
-        job: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("the identity file of standby \"{job}\" cannot be used: {source}")]
-    Identity {
-        job: String,
-        #[source]
-        source: Box<CryptError>,
-    },
+    #[error(transparent)]
+    Setup(#[from] TargetJobError),
     #[error("the backups of job \"{from}\" cannot be read: {source}")]
     Backups {
         from: String,
@@ -122,12 +93,7 @@ pub enum StandbyError {
 impl StandbyError {
     pub fn advice(&self) -> Option<&'static str> {
         Some(match self {
-            StandbyError::NotAStandby { .. } | StandbyError::Config { .. } => {
-                "Fix the job's configuration (the error names the setting) and reload."
-            }
-            StandbyError::Identity { .. } => {
-                "Check identity_file: it must be readable by the daemon and hold a key the backups were encrypted to."
-            }
+            StandbyError::Setup(e) => e.advice(),
             StandbyError::Backups { .. } | StandbyError::Apply { .. } => {
                 "Run mongo-backupd verify on the named backup; the standby stays at its last position until a run succeeds. Take a new full backup if the backup is damaged."
             }
@@ -142,72 +108,14 @@ impl StandbyError {
     }
 }
 
-impl StandbyRequest {
-    pub fn for_job(cfg: &Config, name: &str) -> Result<StandbyRequest, StandbyError> {
-        let not_one = || StandbyError::NotAStandby {
-            config: cfg.path.clone(),
-            job: name.to_string(),
-        };
-        let job = cfg.jobs.get(name).ok_or_else(not_one)?;
-        let target = match (&job.restore_target, job.kind) {
-            (Some(t), JobKind::Standby) => t,
-            _ => return Err(not_one()),
-        };
-        let config_error = |e: Box<dyn std::error::Error + Send + Sync>| StandbyError::Config {
-            config: cfg.path.clone(),
-            job: name.to_string(),
-            source: e,
-        };
-        let source = cfg
-            .sources
-            .get(&target.target)
-            .ok_or_else(|| config_error(format!("no source {:?}", target.target).into()))?;
-        let storage = cfg
-            .storage
-            .get(&job.storage)
-            .ok_or_else(|| config_error(format!("no storage {:?}", job.storage).into()))?;
-        let target_uri = source
-            .resolve_uri()
-            .map_err(|e| config_error(Box::new(e)))?;
-        let location = Location::open(storage).map_err(|e| config_error(Box::new(e)))?;
-        let identities = match &target.identity_file {
-            None => None,
-            Some(path) => Some(Arc::new(Identities::from_file(path).map_err(|e| {
-                StandbyError::Identity {
-                    job: name.to_string(),
-                    source: Box::new(e),
-                }
-            })?)),
-        };
-        Ok(StandbyRequest {
-            job: name.to_string(),
-            from: target.from.clone(),
-            source: job.source.clone(),
-            location,
-            identities,
-            target: target.target.clone(),
-            target_uri,
-            connect_timeout: source.connect_timeout,
-            prefix: target.prefix.clone(),
-        })
-    }
+/// The standby job `name` of `cfg`.
+pub fn request(cfg: &Config, name: &str) -> Result<StandbyRequest, StandbyError> {
+    Ok(TargetJob::resolve(cfg, name, JobKind::Standby)?)
+}
 
-    fn mapper(&self) -> NsMapper {
-        if self.prefix.is_empty() {
-            return NsMapper::default();
-        }
-        NsMapper::new(
-            &[],
-            &[],
-            &["*.*".to_string()],
-            &[format!("{}*.*", self.prefix)],
-        )
-        .unwrap_or_default()
-    }
-
-    fn marker_db(&self) -> String {
-        format!("{}{MARKER_DB}", self.prefix)
-    }
+/// The marker's database: beside the standby's, with its prefix.
+fn marker_db(req: &StandbyRequest) -> String {
+    format!("{}{MARKER_DB}", req.prefix())
 }
 
 /// What the next run must do, decided from the chains and the marker.
@@ -318,7 +226,7 @@ async fn sync(
             })?
     };
     let step = next_step(&chains, marker.as_ref(), &req.source)?;
-    let mapper = req.mapper();
+    let mapper = req.mapper(&[]);
     let mut applied = Vec::new();
     let (mut position, links, reseeded, seeded) = match step {
         Step::Follow(links) => match marker {
@@ -438,7 +346,7 @@ async fn read_marker(
     req: &StandbyRequest,
 ) -> Result<Option<Position>, StandbyError> {
     let found = client
-        .database(&req.marker_db())
+        .database(&marker_db(req))
         .collection::<Document>(MARKER_COLLECTION)
         .find_one(doc! { "_id": &req.job })
         .await
@@ -481,7 +389,7 @@ async fn write_marker(
         "updated": bson::DateTime::from_chrono(p.updated),
     };
     client
-        .database(&req.marker_db())
+        .database(&marker_db(req))
         .collection::<Document>(MARKER_COLLECTION)
         .replace_one(doc! { "_id": &req.job }, marker)
         .upsert(true)

@@ -325,22 +325,11 @@ retry_max_interval = "2s"
         run(&all)
     };
     let mail_with = |subject: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let found = smtp
-                .messages()
-                .into_iter()
-                .find(|m| m.subject.contains(subject));
-            if let Some(m) = found {
-                return m;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no mail {subject:?}:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        smtp.wait_for_mail(
+            |m| m.subject.contains(subject),
+            Duration::from_secs(60),
+            || d.log(),
+        )
     };
     let out = ctl(&["backup-now", "nightly", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), d.log());
@@ -402,22 +391,14 @@ retry_max_interval = "2s"
     drop_last_document(&full, &format!("{db}/orders.bson"));
     let out = ctl(&["backup-now", "check", "--wait"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mail = loop {
-        let found = smtp.messages().into_iter().find(|m| {
+    let mail = smtp.wait_for_mail(
+        |m| {
             m.subject.contains("FAILED restore drill of job \"check\"")
                 && m.body.contains("does not match what it holds")
-        });
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no drill failure mail:\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        },
+        Duration::from_secs(60),
+        || d.log(),
+    );
     assert!(
         mail.body
             .contains("holds 199 documents, but its manifest recorded 200"),

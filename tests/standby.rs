@@ -201,22 +201,11 @@ async fn the_standby_follows_each_incremental_and_is_reseeded_with_an_alert_when
     let socket = d.socket().display().to_string();
     let out = run(&["backup-now", "nightly", "--wait", "--socket", &socket]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), d.log());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mail = loop {
-        let found = smtp
-            .messages()
-            .into_iter()
-            .find(|m| m.subject.contains("STANDBY RE-SEEDED: job \"follow\""));
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no re-seed mail:\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mail = smtp.wait_for_mail(
+        |m| m.subject.contains("STANDBY RE-SEEDED: job \"follow\""),
+        Duration::from_secs(60),
+        || d.log(),
+    );
     assert!(mail.body.contains("is gone"), "{}", mail.body);
     assert!(
         mail.body.contains("seeded again from full backup"),
@@ -319,22 +308,11 @@ async fn an_oplog_gap_reseeds_the_standby_from_the_new_full_and_alerts() {
         Some(0),
         "the incremental must find the gap"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let mail = loop {
-        let found = smtp
-            .messages()
-            .into_iter()
-            .find(|m| m.subject.contains("STANDBY RE-SEEDED: job \"follow\""));
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no re-seed mail:\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mail = smtp.wait_for_mail(
+        |m| m.subject.contains("STANDBY RE-SEEDED: job \"follow\""),
+        Duration::from_secs(90),
+        || d.log(),
+    );
     assert!(mail.body.contains("does not continue it"), "{}", mail.body);
     let m = marker(&uri).await;
     assert_ne!(

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::load_config;
 use super::{exit, ConfigArg};
-use crate::drill::{self, DrillError, DrillRequest};
-use crate::standby::{self, StandbyError, StandbyRequest};
+use crate::drill::{self, DrillError};
+use crate::standby::{self, StandbyError};
 
 /// Exit status of a failed run: 65 when the backup is at fault (it does
 /// not restore to what it holds), 75 when retrying later can help (a
@@ -19,7 +19,7 @@ fn drill_status(e: &DrillError) -> u8 {
     match e {
         DrillError::Mismatch { .. } | DrillError::Unreadable { .. } => exit::DATAERR,
         DrillError::Target { .. } | DrillError::Cleanup { .. } => exit::TEMPFAIL,
-        DrillError::NotADrill { .. } | DrillError::Config { .. } => exit::CONFIG,
+        DrillError::Setup(_) => exit::CONFIG,
         DrillError::Cancelled => exit::INTERRUPTED,
         _ => exit::FAILURE,
     }
@@ -30,7 +30,7 @@ pub async fn drill(config: &ConfigArg, job: &str) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let req = match DrillRequest::for_job(&cfg, job) {
+    let req = match drill::request(&cfg, job) {
         Ok(r) => r,
         Err(e) => return fail(&e, e.advice(), drill_status(&e)),
     };
@@ -46,7 +46,7 @@ pub async fn drill(config: &ConfigArg, job: &str) -> u8 {
                 req.from,
                 report.restored_to.to_datetime().to_rfc3339(),
                 req.target,
-                req.prefix
+                req.prefix()
             );
             println!(
                 "  backups restored: {}\n  collections: {}\n  documents: {} (counts as the backups hold them)\n  sampled documents identical to the backup: {}\n  indexes present: {}\nThe drill's databases were dropped again; the backup's manifest records the drill.",
@@ -69,11 +69,11 @@ pub async fn standby_sync(config: &ConfigArg, job: &str) -> u8 {
     };
     let status = |e: &StandbyError| match e {
         StandbyError::Target { .. } | StandbyError::NothingToSeed { .. } => exit::TEMPFAIL,
-        StandbyError::NotAStandby { .. } | StandbyError::Config { .. } => exit::CONFIG,
+        StandbyError::Setup(_) => exit::CONFIG,
         StandbyError::Cancelled => exit::INTERRUPTED,
         _ => exit::FAILURE,
     };
-    let req = match StandbyRequest::for_job(&cfg, job) {
+    let req = match standby::request(&cfg, job) {
         Ok(r) => r,
         Err(e) => return fail(&e, e.advice(), status(&e)),
     };

@@ -19,9 +19,10 @@ use super::api::{Progress, RunInfo, RunState};
 use crate::alert::runlog;
 use crate::backup::{self, BackupError, BackupProgress, BackupRequest, JobError};
 use crate::config::JobKind;
-use crate::drill::{DrillError, DrillRequest};
+use crate::drill::DrillError;
 use crate::history::{self, RunRecord, RunResult};
-use crate::standby::{StandbyError, StandbyRequest};
+use crate::restore::target::{TargetJob, TargetJobError};
+use crate::standby::StandbyError;
 
 /// Finished runs kept for `GET /runs/{id}` and late watchers.
 const RECENT_RUNS: usize = 256;
@@ -76,16 +77,18 @@ pub struct RunSpec {
 /// fails the run with its error.
 pub enum Work {
     Backup(Result<BackupRequest, JobError>),
-    Drill(Result<DrillRequest, DrillError>),
-    Standby(Result<StandbyRequest, StandbyError>),
+    Drill(Result<TargetJob, TargetJobError>),
+    Standby(Result<TargetJob, TargetJobError>),
 }
 
 impl Work {
     /// The work of a scheduled run of `name`.
     pub fn for_job(cfg: &crate::config::Config, name: &str, note: Option<String>) -> Work {
         match cfg.jobs.get(name).map(|j| j.kind) {
-            Some(JobKind::Drill) => Work::Drill(DrillRequest::for_job(cfg, name)),
-            Some(JobKind::Standby) => Work::Standby(StandbyRequest::for_job(cfg, name)),
+            Some(JobKind::Drill) => Work::Drill(TargetJob::resolve(cfg, name, JobKind::Drill)),
+            Some(JobKind::Standby) => {
+                Work::Standby(TargetJob::resolve(cfg, name, JobKind::Standby))
+            }
             _ => Work::Backup(BackupRequest::for_job(cfg, name, note)),
         }
     }
@@ -259,6 +262,18 @@ impl Runs {
     }
 }
 
+/// A drill or standby whose configuration could not be resolved.
+fn refused(name: &str, e: &TargetJobError, rec: &mut RunRecord) -> Outcome {
+    let chain = crate::error_chain(e);
+    tracing::error!(job = %name, "Job \"{name}\" cannot run: {chain}.");
+    rec.result = RunResult::Failed;
+    rec.error = Some(chain.clone());
+    Outcome {
+        failure: Some((chain, Some(e.advice().to_string()))),
+        ..Outcome::default()
+    }
+}
+
 /// What a run's task carries.
 struct RunContext {
     permits: Arc<Semaphore>,
@@ -316,8 +331,15 @@ impl RunContext {
                     )
                     .await
                 }
-                Work::Drill(request) => self.drill(&name, request, &mut rec).await,
-                Work::Standby(request) => self.standby(&name, request, &mut rec).await,
+                Work::Drill(Err(e)) | Work::Standby(Err(e)) => refused(&name, &e, &mut rec),
+                Work::Drill(Ok(req)) => {
+                    self.mark_running();
+                    self.drill(&name, req, &mut rec).await
+                }
+                Work::Standby(Ok(req)) => {
+                    self.mark_running();
+                    self.standby(&name, req, &mut rec).await
+                }
             };
         }
         rec.finished = Utc::now();
@@ -426,29 +448,9 @@ impl RunContext {
 
     /// A restore drill; a passed one is recorded in the drilled backup's
     /// manifest.
-    async fn drill(
-        &self,
-        name: &str,
-        request: Result<DrillRequest, DrillError>,
-        rec: &mut RunRecord,
-    ) -> Outcome {
+    async fn drill(&self, name: &str, req: TargetJob, rec: &mut RunRecord) -> Outcome {
         let mut out = Outcome::default();
-        let req = match request {
-            Ok(req) => req,
-            Err(e) => {
-                let chain = crate::error_chain(&e);
-                tracing::error!(job = %name, "The drill \"{name}\" cannot run: {chain}.");
-                rec.result = RunResult::Failed;
-                rec.error = Some(chain.clone());
-                out.failure = Some((chain, e.advice().map(str::to_string)));
-                return out;
-            }
-        };
         let started = Utc::now();
-        self.info.send_modify(|i| {
-            i.state = RunState::Running;
-            i.started_at = Some(started);
-        });
         // Seconds and nanoseconds: a different instant and sample each run.
         let seed = u64::try_from(started.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
         match crate::drill::run(&req, seed, &self.cancel).await {
@@ -498,31 +500,18 @@ impl RunContext {
         out
     }
 
-    /// A standby sync: seeds the target if needed, then applies what
-    /// continues its chain.
-    async fn standby(
-        &self,
-        name: &str,
-        request: Result<StandbyRequest, StandbyError>,
-        rec: &mut RunRecord,
-    ) -> Outcome {
-        let mut out = Outcome::default();
-        let req = match request {
-            Ok(req) => req,
-            Err(e) => {
-                let chain = crate::error_chain(&e);
-                tracing::error!(job = %name, "The standby \"{name}\" cannot run: {chain}.");
-                rec.result = RunResult::Failed;
-                rec.error = Some(chain.clone());
-                out.failure = Some((chain, e.advice().map(str::to_string)));
-                return out;
-            }
-        };
+    fn mark_running(&self) {
         let started = Utc::now();
         self.info.send_modify(|i| {
             i.state = RunState::Running;
             i.started_at = Some(started);
         });
+    }
+
+    /// A standby sync: seeds the target if needed, then applies what
+    /// continues its chain.
+    async fn standby(&self, name: &str, req: TargetJob, rec: &mut RunRecord) -> Outcome {
+        let mut out = Outcome::default();
         match crate::standby::run(&req, &self.cancel).await {
             Ok(report) => {
                 let at = report.position.at.to_datetime().to_rfc3339();

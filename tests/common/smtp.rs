@@ -546,6 +546,33 @@ impl SmtpServer {
         read_maildir(&self.maildir)
     }
 
+    /// Poll the maildir until a message `matches`; panic with the subjects
+    /// there are and `context` (e.g. the daemon's log) when `timeout`
+    /// passes first.
+    #[allow(dead_code)] // not every test binary that loads this uses it
+    pub fn wait_for_mail(
+        &self,
+        matches: impl Fn(&Captured) -> bool,
+        timeout: Duration,
+        context: impl Fn() -> String,
+    ) -> Captured {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let msgs = self.messages();
+            if let Some(m) = msgs.iter().find(|m| matches(m)) {
+                return m.clone();
+            }
+            if Instant::now() >= deadline {
+                let subjects: Vec<&str> = msgs.iter().map(|m| m.subject.as_str()).collect();
+                panic!(
+                    "no matching mail within {timeout:?}; subjects: {subjects:?}\n{}",
+                    context()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Poll the maildir until at least `n` messages are stored; panic with
     /// what there is (and the protocol log) when `timeout` passes first.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Captured> {
