@@ -6,12 +6,15 @@
 //! plays the on-call mailbox. Between them runs the unmodified daemon
 //! ([`crate::daemon::Daemon`]) with a fast configuration: full backups,
 //! incrementals, retention, and a job that fails on purpose so an alert
-//! goes out. At the end the demo restores the shop to a past second with
-//! the real point-in-time restore ([`crate::restore::pitr`]) and checks
+//! goes out. The shop's backups are encrypted with age, to a key pair the
+//! demo generates (or the user's `--identity`). At the end the demo
+//! restores the shop to a past second with the real point-in-time restore
+//! ([`crate::restore::pitr`]), decrypting with that identity, and checks
 //! the result document by document against the state it recorded at that
 //! second. Everything stays in the demo's directory for a closer look.
 
 mod dataset;
+mod keys;
 mod mail;
 mod session;
 mod setup;
@@ -21,7 +24,7 @@ mod verify;
 mod writer;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::exit;
@@ -42,6 +45,11 @@ pub struct DemoArgs {
     /// default: a new directory under the system's temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Encrypt the backups to the public keys of this age identity file
+    /// (`age-keygen -o FILE`) and restore with it; default: a new key pair
+    /// in the demo's directory.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 fn parse_demo_duration(text: &str) -> Result<Duration, String> {
@@ -62,6 +70,8 @@ pub enum DemoError {
     Dir { path: PathBuf, why: String },
     #[error("the demo's configuration is invalid (a bug in the demo): {0}")]
     Config(String),
+    #[error(transparent)]
+    Key(#[from] crate::storage::crypt::CryptError),
     #[error("the embedded test server did not start: {0}")]
     TestServer(#[source] std::io::Error),
     #[error("the demo's SMTP server did not start: {0}")]
@@ -98,6 +108,24 @@ fn me() -> String {
         .unwrap_or_else(|| "mongo-backupd".into())
 }
 
+/// The commands that read the encrypted backups with the identity: a
+/// `verify --decrypt` of the newest full and a restore plan (`--dry-run`
+/// writes nothing and needs no server, so it works after the demo).
+fn decrypt_hint(config: &Path, key: &Path, newest_full: Option<&Path>) -> String {
+    let (me, config, key) = (me(), config.display(), key.display());
+    let verify = match newest_full {
+        Some(full) => format!(
+            "\n  To decrypt the newest full backup and check every document:\n    {me} verify --decrypt {key} {}",
+            full.display()
+        ),
+        None => String::new(),
+    };
+    format!(
+        "Only {key} can read the backups.{verify}\n  To plan a restore with it (--dry-run checks the chain and the key, writes nothing):\n    {me} restore --config {config} --job {} --at latest --identity {key} --to mongodb://127.0.0.1:27017 --dry-run",
+        setup::INCREMENTAL_JOB
+    )
+}
+
 /// Runs the demo; the exit code: 0 verified, 1 failed, 130 interrupted.
 pub async fn run(args: DemoArgs) -> u8 {
     let dir = match setup::create_dir(args.dir.as_deref()) {
@@ -120,7 +148,28 @@ pub async fn run(args: DemoArgs) -> u8 {
         crate::config::format_duration(args.duration),
         dir.display()
     ));
-    let mut session = Session::new(dir.clone());
+    let key = match keys::prepare(&dir, args.identity.as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            println!("Demo FAILED: {}", crate::error_chain(&e));
+            return exit::FAILURE;
+        }
+    };
+    if key.generated {
+        say(format!(
+            "Generated an age key pair: the backups are encrypted to its public key, and only its identity, {} (mode 0600), decrypts them. A real deployment keeps the identity off the database server.",
+            key.file.display()
+        ));
+    } else {
+        say(format!(
+            "The backups are encrypted to the public key of {} ({}).",
+            key.file.display(),
+            key.recipients.join(", ")
+        ));
+    }
+    let key_file = key.file.clone();
+    let key_generated = key.generated;
+    let mut session = Session::new(dir.clone(), key);
     let result = tokio::select! {
         r = session.main(args.duration) => Some(r),
         _ = crate::signal::interrupted() => None,
@@ -135,9 +184,18 @@ pub async fn run(args: DemoArgs) -> u8 {
         std::process::exit(i32::from(exit::INTERRUPTED));
     });
     let backups = session.close().await;
+    let newest_full = session.newest_full();
     hurry.abort();
+    let key_entry = if key_generated {
+        format!(
+            ", {} (the identity that decrypts the backups)",
+            keys::KEY_FILE
+        )
+    } else {
+        String::new()
+    };
     let files = format!(
-        "The demo's files are in {}: {} (the configuration), state/ (run history), backups/ ({backups}), {} (the daemon's log), {} (the alert mails).",
+        "The demo's files are in {}: {} (the configuration){key_entry}, state/ (run history), backups/ ({backups}), {} (the daemon's log), {} (the alert mails).",
         dir.display(),
         setup::CONFIG_FILE,
         setup::LOG_FILE,
@@ -156,6 +214,7 @@ pub async fn run(args: DemoArgs) -> u8 {
                 config.display(),
                 me()
             ));
+            say(decrypt_hint(&config, &key_file, newest_full.as_deref()));
             println!(
                 "Demo complete: point-in-time restore to {} verified ({} documents in {} collections match the source at that instant).",
                 done.at.format("%Y-%m-%dT%H:%M:%SZ"),

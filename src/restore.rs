@@ -11,8 +11,8 @@
 
 mod namespaces;
 pub mod pitr;
-pub mod target;
 mod replay;
+pub mod target;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,8 @@
-//! What the benchmarks share: running the real binary under GNU `time`.
+//! What the benchmarks share: running the real binary under GNU `time`,
+//! the full-backup dataset, a local S3 server.
+
+pub mod dataset;
+pub mod s3;
 
 use std::process::Command;
 use std::time::Duration;

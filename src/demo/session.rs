@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dataset::{self, Rng};
+use super::keys::DemoKey;
 use super::mail;
 use super::setup;
 use super::smtp_sink::{Received, SmtpSink};
@@ -46,6 +47,8 @@ pub struct Verified {
 
 pub struct Session {
     pub(super) dir: PathBuf,
+    /// What the backups are encrypted to and restored with.
+    pub(super) key: DemoKey,
     server: Option<TestServer>,
     pub(super) client: Option<Client>,
     pub(super) writer: Option<Writer>,
@@ -61,9 +64,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(dir: PathBuf) -> Session {
+    pub fn new(dir: PathBuf, key: DemoKey) -> Session {
         Session {
             dir,
+            key,
             server: None,
             client: None,
             writer: None,
@@ -141,10 +145,17 @@ impl Session {
         self.sink = Some(sink);
         self.printer = Some(tokio::spawn(print_mails(rx, mailbox)));
         let started = Utc::now();
-        let text = setup::config_text(&self.dir, &uri, port, started);
+        let text = setup::config_text(
+            &self.dir,
+            &uri,
+            port,
+            started,
+            &self.key.recipients,
+            &self.key.file,
+        );
         let config = setup::write_config(&self.dir, &text)?;
         say(format!(
-            "Wrote {}: job \"{}\" (a full backup every minute), \"{}\" (the oplog every 10 s), \"{}\" (a source nobody answers for: it fails every 30 s), alerts by mail to the demo's SMTP server on 127.0.0.1:{port}. The shop's retention is shortened to {} s, so old backups go while you watch.",
+            "Wrote {}: job \"{}\" (a full backup every minute), \"{}\" (the oplog every 10 s), both encrypted, \"{}\" (a source nobody answers for: it fails every 30 s), alerts by mail to the demo's SMTP server on 127.0.0.1:{port}. The shop's retention is shortened to {} s, so old backups go while you watch.",
             self.dir.join(setup::CONFIG_FILE).display(),
             setup::FULL_JOB,
             setup::INCREMENTAL_JOB,
@@ -204,6 +215,17 @@ impl Session {
             .unwrap_or_else(|| self.dir.join("backups"))
     }
 
+    /// The newest complete full backup's directory, for the commands the
+    /// demo suggests at the end.
+    pub fn newest_full(&self) -> Option<PathBuf> {
+        crate::catalog::list_backups(&self.storage_root(), Some(setup::FULL_JOB))
+            .ok()?
+            .into_iter()
+            .filter(|l| l.is_complete())
+            .max_by(|a, b| a.id.cmp(&b.id))
+            .map(|l| l.path)
+    }
+
     /// Stops the writer and then the daemon, gracefully.
     async fn stop_daemon(&mut self) {
         if let Some(w) = self.writer.take() {
@@ -244,7 +266,8 @@ impl Session {
     }
 }
 
-/// "3 full and 11 incremental backups", from the storage directory.
+/// "3 full and 11 incremental backups, all encrypted", from the storage
+/// directory (the manifests say whether they are).
 fn stored(root: &Path) -> String {
     let Ok(listings) = crate::catalog::list_backups(root, None) else {
         return "no backups".into();
@@ -256,8 +279,19 @@ fn stored(root: &Path) -> String {
             .filter(|l| l.manifest.as_ref().is_some_and(|m| m.kind == kind))
             .count()
     };
+    let complete: Vec<_> = listings
+        .iter()
+        .filter(|l| l.is_complete())
+        .filter_map(|l| l.manifest.as_ref())
+        .collect();
+    let encrypted = complete.iter().filter(|m| m.encryption.is_some()).count();
+    let how = match encrypted {
+        0 => "",
+        n if n == complete.len() => ", all encrypted",
+        _ => ", some encrypted",
+    };
     format!(
-        "{} full and {} incremental backups",
+        "{} full and {} incremental backups{how}",
         count(crate::catalog::BackupKind::Full),
         count(crate::catalog::BackupKind::Incremental)
     )

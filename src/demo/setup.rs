@@ -90,9 +90,23 @@ fn seconds_field(start: DateTime<Utc>, first: u32, every: u32) -> String {
         .join(",")
 }
 
-/// The configuration for a daemon started at `start`.
-pub fn config_text(dir: &Path, source_uri: &str, smtp_port: u16, start: DateTime<Utc>) -> String {
+/// The configuration for a daemon started at `start`, encrypting the
+/// shop's backups to `recipients` (whose secret keys are in `key_file`).
+pub fn config_text(
+    dir: &Path,
+    source_uri: &str,
+    smtp_port: u16,
+    start: DateTime<Utc>,
+    recipients: &[String],
+    key_file: &Path,
+) -> String {
     let d = dir.display();
+    let key = key_file.display();
+    let encrypt_to = recipients
+        .iter()
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let incremental = seconds_field(start, INCREMENTAL_FIRST, INCREMENTAL_EVERY);
     let failing = seconds_field(start, FAILING_FIRST, 30);
     format!(
@@ -148,6 +162,12 @@ storage = "demo"
 kind = "full"
 schedule = "0 * * * * *"
 include = ["shop"]
+# Every data file is compressed, then encrypted with age to this public
+# key. The daemon holds no secret key: restores and `verify --decrypt`
+# take the identity file
+#   {key}
+# (a real deployment keeps it off the database server).
+encrypt_to = [{encrypt_to}]
 # Retention takes whole hours at least; the demo shortens it to
 # {retention} s in memory so you can watch it delete old backups (it never
 # deletes what a kept backup needs for a restore, nor the last full).
@@ -162,6 +182,7 @@ storage = "demo"
 kind = "incremental"
 schedule = "{incremental} * * * * *"
 include = ["shop"]
+encrypt_to = [{encrypt_to}]
 # Shortened to {retention} s in memory by the demo.
 retention = "1h"
 
@@ -244,11 +265,14 @@ mod tests {
         let start = DateTime::parse_from_rfc3339("2026-11-21T12:00:57Z")
             .unwrap()
             .with_timezone(&Utc);
+        let (_, public) = crate::storage::crypt::generate();
         let text = config_text(
             dir.path(),
             "mongodb://127.0.0.1:27017/?replicaSet=rs0",
             2525,
             start,
+            std::slice::from_ref(&public),
+            &dir.path().join("backup-key.txt"),
         );
         assert!(
             text.contains("schedule = \"3,13,23,33,43,53 * * * * *\""),
@@ -259,6 +283,10 @@ mod tests {
         assert_eq!(cfg.jobs.len(), 3);
         assert_eq!(cfg.jobs[FULL_JOB].retention.max_age, RETENTION);
         assert_eq!(cfg.jobs[INCREMENTAL_JOB].retention.max_age, RETENTION);
+        for job in [FULL_JOB, INCREMENTAL_JOB] {
+            let encryption = cfg.jobs[job].encryption.as_ref().unwrap();
+            assert_eq!(encryption.recipients, vec![public.clone()]);
+        }
         let email = cfg.alerts.email.unwrap();
         assert_eq!((email.host.as_str(), email.port), ("127.0.0.1", 2525));
     }

@@ -44,10 +44,11 @@ fn mongo(what: &str) -> impl FnOnce(mongodb::error::Error) -> DemoError + '_ {
 }
 
 /// The point-in-time plan for `at`, off the async threads (it checks
-/// every file's checksum).
-async fn plan_for(root: std::path::PathBuf, at: DateTime<Utc>) -> Result<PitrPlan, DemoError> {
-    let location = crate::storage::Location::local_dir(root);
-    pitr::plan_blocking(&location, None, SOURCE, At::Time(at))
+/// every file's checksum, and that the demo's identity reads them).
+async fn plan_for(session: &Session, at: DateTime<Utc>) -> Result<PitrPlan, DemoError> {
+    let location = crate::storage::Location::local_dir(session.storage_root());
+    let identities = Some(session.key.identities.clone());
+    pitr::plan_blocking(&location, identities, SOURCE, At::Time(at))
         .await
         .map_err(DemoError::from)
 }
@@ -95,7 +96,7 @@ impl Session {
             )));
         }
         say(format!(
-            "First full backup {} complete: {} documents, {} bytes stored. From now on the schedule runs it all: watch the log.",
+            "First full backup {} complete: {} documents, {} bytes stored (compressed, then encrypted). From now on the schedule runs it all: watch the log.",
             finished.backup_id.unwrap_or_default(),
             finished.documents.unwrap_or(0),
             finished.stored_bytes.unwrap_or(0)
@@ -165,8 +166,7 @@ impl Session {
         at: DateTime<Utc>,
     ) -> Result<(), DemoError> {
         verify::sleep_until(end).await;
-        let root = self.storage_root();
-        if plan_for(root.clone(), at).await.is_ok() {
+        if plan_for(self, at).await.is_ok() {
             return Ok(());
         }
         say(format!(
@@ -185,7 +185,7 @@ impl Session {
         }
         let deadline = tokio::time::Instant::now() + BACKUP_WAIT;
         loop {
-            match plan_for(root.clone(), at).await {
+            match plan_for(self, at).await {
                 Ok(_) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -205,16 +205,17 @@ impl Session {
             .client
             .clone()
             .ok_or_else(|| DemoError::Daemon("the source is not running".into()))?;
-        let plan = plan_for(self.storage_root(), at).await?;
+        let plan = plan_for(self, at).await?;
         say(format!(
-            "Restoring the shop to {0} into database \"{RESTORED_DB}\" on the same server, as this would:\n    mongo-backupd restore --config {1} --job {INCREMENTAL_JOB} --at {0} --to '{uri}' --ns-from 'shop.*' --ns-to '{RESTORED_DB}.*'\n{2}",
+            "Restoring the shop to {0} into database \"{RESTORED_DB}\" on the same server, decrypting with the identity, as this would:\n    mongo-backupd restore --config {1} --job {INCREMENTAL_JOB} --at {0} --identity {3} --to '{uri}' --ns-from 'shop.*' --ns-to '{RESTORED_DB}.*'\n{2}",
             stamp(at),
             self.dir.join(setup::CONFIG_FILE).display(),
             plan.render()
                 .lines()
                 .map(|l| format!("    {l}"))
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("\n"),
+            self.key.file.display()
         ));
         let namespaces = NsMapper::new(
             &[],

@@ -112,7 +112,11 @@ fn renders_every_family_with_the_status_values() {
         (fixtures::T_SUCCESS + 600) as f64
     );
     assert_eq!(
-        value(&s, "mongo_backupd_standby_lag_seconds", &[("job", "standby")]),
+        value(
+            &s,
+            "mongo_backupd_standby_lag_seconds",
+            &[("job", "standby")]
+        ),
         90.5
     );
     assert!(!text.contains("mongo_backupd_standby_lag_seconds{job=\"nightly\""));

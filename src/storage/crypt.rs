@@ -370,6 +370,15 @@ impl Identities {
             .collect()
     }
 
+    /// The public key (`age1...`) of every identity, in file order: the
+    /// recipients whose backups these identities can read.
+    pub fn recipients(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|id| id.to_public().to_string())
+            .collect()
+    }
+
     /// The identity file these keys came from.
     pub fn path(&self) -> &Path {
         &self.path
