@@ -200,9 +200,10 @@ pub enum Command {
     },
     /// See it all work without MongoDB, in one command.
     ///
-    /// The daemon backs up an embedded test server for a while (fulls,
-    /// incrementals, retention, an alert mail to a local SMTP server), then
-    /// a point-in-time restore is checked against the source.
+    /// The daemon backs up an embedded test server for a while (fulls and
+    /// incrementals encrypted with age, retention, an alert mail to a local
+    /// SMTP server), then a point-in-time restore, decrypted with the
+    /// demo's identity, is checked against the source.
     #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
     /// Write the man page or the shell completions (packaging does, at
