@@ -28,7 +28,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{dataset, measure, s3};
+use common::{dataset, measure, s3, walk_size};
 use mongo_backupd::storage::crypt::{self, Recipients};
 use mongo_testserver::TestServer;
 
@@ -385,18 +385,4 @@ fn report(samples: &BTreeMap<String, Vec<Sample>>, docs: i64, mib: f64, rounds: 
     for note in notes {
         println!("\n{note}");
     }
-}
-
-fn walk_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                walk_size(&e.path())
-            } else {
-                e.metadata().unwrap().len()
-            }
-        })
-        .sum()
 }

@@ -49,8 +49,11 @@ pub type DrillRequest = TargetJob;
 /// What a drill that passed checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrillReport {
-    /// The newest backup restored: the one the drill vouches for.
+    /// The newest backup restored: the one the drill vouches for, and its
+    /// directory when it is in a local storage (where the drill is
+    /// recorded).
     pub backup_id: String,
+    pub backup_dir: Option<std::path::PathBuf>,
     /// Every backup restored, full first.
     pub backups: Vec<String>,
     pub restored_to: OpTime,
@@ -315,8 +318,13 @@ async fn restore_and_check(
             problems: checked.problems,
         });
     }
+    let newest_link = plan.incrementals.last().unwrap_or(&plan.full);
     Ok(DrillReport {
         backup_id: newest.to_string(),
+        backup_dir: newest_link
+            .dir
+            .local_dir()
+            .map(std::path::Path::to_path_buf),
         backups: std::iter::once(&plan.full)
             .chain(plan.incrementals.iter())
             .map(|l| l.manifest.id.clone())
@@ -386,21 +394,11 @@ impl SplitMix {
 /// Records a passed drill in the verified backup's manifest (the primary
 /// storage's; copies keep the manifest they were uploaded with).
 pub async fn record(req: &DrillRequest, report: &DrillReport, now: DateTime<Utc>) {
-    let crate::storage::Location::Local { root, .. } = &req.location else {
+    let Some(dir) = &report.backup_dir else {
         return;
     };
-    let dir = root.join(&req.from).join(&report.backup_id);
-    // The newest backup may belong to the source's other job of the chain.
-    let dir = if dir.is_dir() {
-        dir
-    } else {
-        match find_backup_dir(root, &report.backup_id) {
-            Some(d) => d,
-            None => return,
-        }
-    };
     let record = report.record(&req.job, &req.target, now);
-    let result = catalog::update_manifest_blocking(&dir, move |m| {
+    let result = catalog::update_manifest_blocking(dir, move |m| {
         m.drills.push(record);
         let excess = m.drills.len().saturating_sub(catalog::DRILLS_KEPT);
         m.drills.drain(..excess);
@@ -409,15 +407,6 @@ pub async fn record(req: &DrillRequest, report: &DrillReport, now: DateTime<Utc>
     if let Err(e) = result {
         tracing::warn!(job = %req.job, "The drill passed but could not be recorded in backup {}: {e}.", report.backup_id);
     }
-}
-
-/// `<root>/<any job>/<id>`.
-fn find_backup_dir(root: &std::path::Path, id: &str) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(root)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(id))
-        .find(|p| p.join(catalog::MANIFEST_FILE).is_file())
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The full-backup benchmark's dataset, for benchmarks that must be
 //! compared with its figures: the same generator, the same seed, so the
 //! same documents byte for byte (980,000 documents, 1024 MiB at 1 GiB).
-//! `backup_restore.rs` still carries its own copy of this generator.
 
 #![allow(dead_code)] // each benchmark uses a part of the shared helpers
 
@@ -14,7 +13,7 @@ const WORDS: &[&str] = &[
     "delta", "echo", "foxtrot",
 ];
 
-/// The seed `backup_restore.rs` uses.
+/// The seed of every published figure.
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A small deterministic generator: the same dataset on every run.

@@ -42,3 +42,19 @@ pub fn measure(args: &[&str]) -> (Duration, Duration, i64) {
         f[3] as i64,
     )
 }
+
+/// The bytes stored under `dir`, recursively.
+#[allow(dead_code)] // each benchmark uses a part of the shared helpers
+pub fn walk_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk_size(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}

@@ -3,13 +3,13 @@
 //! sample of documents as the backups hold them, and the indexes and
 //! options the backup recorded.
 //!
-//! Two independent readings catch different damage. The snapshot reader
-//! ([`crate::export::snapshot`]) applies the chain's oplog to the data
-//! files, giving the state a correct restore reproduces. A plain count of
-//! each data file, compared with the count its manifest recorded while
-//! the backup was written, catches a file that was damaged after its
-//! checksum was written (the checksum then vouches for broken data, and
-//! a restore would faithfully reproduce the loss).
+//! The snapshot reader ([`crate::export::snapshot`]) applies the chain's
+//! oplog to the data files, giving the state a correct restore
+//! reproduces. On the way it counts each data file's documents: compared
+//! with the count the manifest recorded while the backup was written, that
+//! catches a file damaged after its checksum was written (the checksum
+//! then vouches for broken data, and a restore would faithfully reproduce
+//! the loss).
 
 use bson::RawDocumentBuf;
 
@@ -17,7 +17,7 @@ use super::SplitMix;
 use crate::export::snapshot::{Snapshot, SnapshotError};
 use crate::restore::pitr::PitrPlan;
 use crate::restore::NsMapper;
-use crate::storage::{self, BsonReader, StorageError};
+use crate::storage::StorageError;
 
 /// One collection (or view) the restore must produce.
 #[derive(Debug, Clone)]
@@ -77,10 +77,7 @@ pub fn compute(
             },
         )
     };
-    let mut expected = Expected {
-        damaged: damaged_files(plan).map_err(|e| (full_id.clone(), e))?,
-        ..Expected::default()
-    };
+    let mut expected = Expected::default();
     let snapshot = Snapshot::of_plan(plan).map_err(snapshot_error)?;
     let mut rng = SplitMix(seed);
     for coll in snapshot.collections() {
@@ -89,7 +86,8 @@ pub fn compute(
         };
         let mut count = 0u64;
         let mut reservoir: Vec<RawDocumentBuf> = Vec::new();
-        for doc in snapshot.documents(coll).map_err(snapshot_error)? {
+        let mut documents = snapshot.documents(coll).map_err(snapshot_error)?;
+        for doc in documents.by_ref() {
             let doc = doc.map_err(snapshot_error)?;
             count += 1;
             // Reservoir sampling: every document equally likely, one pass.
@@ -103,6 +101,12 @@ pub fn compute(
                     }
                 }
             }
+        }
+        if let Some(damage) = coll
+            .data_file()
+            .and_then(|rel| miscounted(plan, rel, documents.from_file()))
+        {
+            expected.damaged.push(damage);
         }
         expected.collections.push(ExpectedCollection {
             db: coll.db.clone(),
@@ -119,40 +123,19 @@ pub fn compute(
     Ok(expected)
 }
 
-/// The full's data files whose document count is not the one recorded in
-/// its manifest, described for the report.
-fn damaged_files(plan: &PitrPlan) -> Result<Vec<String>, StorageError> {
-    let full = &plan.full;
-    let mut damaged = Vec::new();
-    for record in &full.manifest.collections {
-        let Some(rel) = &record.data_file else {
-            continue;
-        };
-        let Some(entry) = full.manifest.file(rel) else {
-            continue;
-        };
-        let reader = storage::open_verified(&full.dir, entry)?;
-        let mut docs = BsonReader::new(reader, full.dir.path().join(rel));
-        let mut counted = 0u64;
-        for doc in docs.by_ref() {
-            match doc {
-                Ok(_) => counted += 1,
-                Err(e) => {
-                    damaged.push(format!(
-                        "{rel} of backup {} is not valid BSON after {counted} documents ({e})",
-                        full.manifest.id
-                    ));
-                    break;
-                }
-            }
-        }
-        if counted != record.documents && damaged.last().is_none_or(|d| !d.starts_with(rel)) {
-            damaged.push(format!(
-                "{rel} of backup {} holds {counted} documents, but its manifest recorded {} when \
-                 the backup was written",
-                full.manifest.id, record.documents
-            ));
-        }
-    }
-    Ok(damaged)
+/// Why data file `rel` of the full is damaged, when it held `counted`
+/// documents but its manifest recorded another count.
+fn miscounted(plan: &PitrPlan, rel: &str, counted: u64) -> Option<String> {
+    let full = &plan.full.manifest;
+    let record = full
+        .collections
+        .iter()
+        .find(|c| c.data_file.as_deref() == Some(rel))?;
+    (record.documents != counted).then(|| {
+        format!(
+            "{rel} of backup {} holds {counted} documents, but its manifest recorded {} when \
+             the backup was written",
+            full.id, record.documents
+        )
+    })
 }

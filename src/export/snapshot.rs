@@ -121,6 +121,11 @@ impl SnapshotCollection {
     pub fn is_view(&self) -> bool {
         self.kind == "view"
     }
+
+    /// The full backup's data file its documents start from, if any.
+    pub fn data_file(&self) -> Option<&str> {
+        self.lineage.data_file.as_deref()
+    }
 }
 
 /// The data of one full backup at its consistent point, or of a chain at a

@@ -40,6 +40,8 @@ pub struct Documents<'a> {
     pending: HashMap<Vec<u8>, IdState>,
     leftovers: Option<std::vec::IntoIter<IdState>>,
     failed: bool,
+    /// Documents read from the collection file so far.
+    from_file: u64,
     /// For a capped collection: its limits, and once read, what it keeps.
     capped: Option<(Capped, Option<VecDeque<RawDocumentBuf>>)>,
 }
@@ -102,6 +104,12 @@ impl Capped {
 }
 
 impl<'a> Documents<'a> {
+    /// How many documents the collection file held, once the iterator is
+    /// exhausted: to compare with the count its manifest recorded.
+    pub fn from_file(&self) -> u64 {
+        self.from_file
+    }
+
     pub(super) fn empty(snapshot: &'a Snapshot) -> Documents<'a> {
         Documents {
             snapshot,
@@ -110,6 +118,7 @@ impl<'a> Documents<'a> {
             pending: HashMap::new(),
             leftovers: Some(Vec::new().into_iter()),
             failed: false,
+            from_file: 0,
             capped: None,
         }
     }
@@ -232,6 +241,7 @@ impl<'a> Documents<'a> {
                 break;
             };
             let raw = raw.map_err(|source| self.snapshot.damaged(0, source))?;
+            self.from_file += 1;
             if self.pending.is_empty() {
                 return Ok(Some(raw));
             }
@@ -306,6 +316,7 @@ pub(super) fn open<'a>(
         pending: HashMap::new(),
         leftovers: None,
         failed: false,
+        from_file: 0,
         capped: Capped::of(&coll.options).map(|c| (c, None)),
     };
     let mut seq = 0u64;
